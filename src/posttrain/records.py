@@ -157,15 +157,32 @@ R = TypeVar("R", bound=BaseModel)
 # ---------------------------------------------------------------------------------------------------- reading
 
 
+_UNION_HINTS = {"str": "a string", "list[Message]": "a list of {role, content} messages"}
+
+
 def _describe_validation_error(err: ValidationError) -> str:
-    parts = []
-    for e in err.errors()[:3]:
-        loc = ".".join(str(x) for x in e["loc"]) or "record"
+    """Pydantic's errors in a user's words: one clause per field, union alternatives merged."""
+    by_field: dict[str, list[str]] = {}
+    for e in err.errors():
+        path = [str(x) for x in e["loc"]]
+        alternative = path.pop(1) if len(path) > 1 and path[1] in _UNION_HINTS else None
+        field = ".".join(path) or "record"
         if e["type"] == "missing":
-            parts.append(f"missing field '{loc}'")
+            by_field.setdefault(field, []).append("missing")
+        elif alternative is not None:
+            by_field.setdefault(field, []).append(f"expected {_UNION_HINTS[alternative]}")
         else:
-            parts.append(f"field '{loc}': {e['msg'].removeprefix('Value error, ')}")
-    more = len(err.errors()) - 3
+            by_field.setdefault(field, []).append(e["msg"].removeprefix("Value error, "))
+    parts = []
+    for field, msgs in list(by_field.items())[:3]:
+        if msgs == ["missing"]:
+            parts.append(f"missing field '{field}'")
+        elif field == "record":
+            parts.append("; ".join(msgs))
+        else:
+            text = " or ".join(dict.fromkeys(msgs)).replace(" or expected ", " or ")
+            parts.append(f"field '{field}': {text}")
+    more = len(by_field) - 3
     return "; ".join(parts) + (f" (and {more} more)" if more > 0 else "")
 
 
@@ -204,7 +221,9 @@ def iter_jsonl_rows(path: str | Path, max_line_bytes: int = MAX_LINE_BYTES) -> I
                 text = raw.decode("utf-8")
             except UnicodeDecodeError as err:
                 bad = raw[err.start : err.start + 1].hex()
-                raise InputError(f"not valid UTF-8 (byte 0x{bad} at byte {err.start + 1})", path, line_no) from None
+                raise InputError(
+                    f"not valid UTF-8 (byte 0x{bad} at byte {err.start + 1})", path, line_no
+                ) from None
             if not text.strip():
                 continue
             try:
@@ -242,8 +261,30 @@ def _iter_parquet(path: Path, kind: type[R]) -> Iterator[R]:
         raise InputError(f"not a readable Parquet file: {err}", path) from None
     if table.num_rows == 0:
         raise InputError("file is empty: no rows", path)
+    meta = table.schema.metadata or {}
+    json_columns = json.loads(meta.get(PARQUET_JSON_COLUMNS_KEY, b"[]"))
     for row_no, row in enumerate(table.to_pylist(), start=1):
+        for column in json_columns:
+            if isinstance(row.get(column), str):
+                row[column] = json.loads(row[column])
         yield parse_row(row, kind, f"{path} row", row_no)
+
+
+# Parquet cannot hold empty structs, and struct columns fill absent keys with nulls (which would change kwargs
+# and so content ids): mappings other than chat messages are stored as JSON text, listed in the schema metadata.
+PARQUET_JSON_COLUMNS_KEY = b"posttrain_json_columns"
+_MESSAGE_COLUMNS = {"prompt", "chosen", "rejected", "completion", "messages"}
+
+
+def _parquet_json_columns(rows: list[dict[str, Any]]) -> list[str]:
+    def holds_mapping(value: Any) -> bool:
+        return isinstance(value, dict) or (
+            isinstance(value, list) and any(isinstance(v, dict) for v in value)
+        )
+
+    return sorted(
+        {k for row in rows for k, v in row.items() if k not in _MESSAGE_COLUMNS and holds_mapping(v)}
+    )
 
 
 # ---------------------------------------------------------------------------------------------------- writing
@@ -342,7 +383,14 @@ class RecordWriter:
         import pyarrow.parquet as pq
 
         rows = [json.loads(line) for line in self.partial.read_text(encoding="utf-8").splitlines() if line]
+        json_columns = _parquet_json_columns(rows)
+        for row in rows:
+            for column in json_columns:
+                if column in row:
+                    row[column] = json.dumps(row[column], ensure_ascii=False)
+        table = pa.Table.from_pylist(rows)
+        table = table.replace_schema_metadata({PARQUET_JSON_COLUMNS_KEY: json.dumps(json_columns).encode()})
         tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
-        pq.write_table(pa.Table.from_pylist(rows), tmp)
+        pq.write_table(table, tmp)
         os.replace(tmp, self.path)
         self.partial.unlink()

@@ -10,6 +10,7 @@ import sys
 
 import typer
 from rich.console import Console
+from rich.text import Text
 
 from posttrain import __version__
 from posttrain.errors import EXIT_BAD_INPUT, InputError
@@ -32,7 +33,9 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def _root(
-    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version."),
+    version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="Print the version."
+    ),
 ) -> None:
     """posttrain: verifiable preference data and constrained alignment, from a laptop CPU to a cluster."""
 
@@ -47,22 +50,15 @@ _register_stages()
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run the CLI; returns the exit code (usage errors 2, bad input 2, success 0)."""
     try:
-        app(args=argv, standalone_mode=False)
+        app(args=argv, prog_name="posttrain")  # standalone: click handles usage errors and exits
+    except SystemExit as exit_:
+        return exit_.code if isinstance(exit_.code, int) else (0 if exit_.code is None else 1)
     except InputError as err:
-        Console(stderr=True, highlight=False).print(f"[bold red]error:[/] {err.message}", markup=True)
+        message = Text("error: ", style="bold red") + Text(err.message)
+        Console(stderr=True, highlight=False, soft_wrap=True).print(message)
         return EXIT_BAD_INPUT
-    except typer.Exit as exit_:
-        return exit_.exit_code
-    except typer.Abort:
-        return 1
-    except Exception as err:  # click usage errors carry their own exit code (2)
-        import click
-
-        if isinstance(err, click.ClickException):
-            err.show()
-            return err.exit_code
-        raise
     return 0
 
 

@@ -10,7 +10,7 @@ from rich.console import Console
 
 from posttrain import records
 
-KINDS = {"prompt": records.Prompt, "sample": records.Sample, "verdict": records.Verdict, "pair": records.Pair}
+KINDS: dict[str, type[records.Record]] = {"prompt": records.Prompt, "sample": records.Sample, "verdict": records.Verdict, "pair": records.Pair}
 
 
 def register(app: typer.Typer) -> None:
@@ -28,7 +28,7 @@ def register(app: typer.Typer) -> None:
         """
         if kind not in KINDS:
             raise records.InputError(f"unknown record kind '{kind}'; choose one of {', '.join(KINDS)}")
-        rows = records.read_records(path, KINDS[kind])
+        rows: list[records.Record] = records.read_records(path, KINDS[kind])
         ids = Counter(r.id for r in rows)
         dupes = sum(c - 1 for c in ids.values() if c > 1)
         Console().print(f"{path}: {len(rows)} valid {kind} records, {dupes} duplicate ids")

@@ -53,7 +53,9 @@ def embedded_model_dir() -> Path:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     source = gguf_path()
-    model: Any = AutoModelForCausalLM.from_pretrained(source.parent, gguf_file=source.name, dtype=torch.float32)
+    model: Any = AutoModelForCausalLM.from_pretrained(
+        source.parent, gguf_file=source.name, dtype=torch.float32
+    )
     tokenizer = AutoTokenizer.from_pretrained(source.parent, gguf_file=source.name)
     # A dequantised copy is a plain fp32 model: drop the GGUF quantizer so save/load treat it as one.
     model.hf_quantizer = None
