@@ -8,6 +8,7 @@ The wheel's own package is never imported: it pulls in `llm` and `llama_cpp`, wh
 
 from __future__ import annotations
 
+import fcntl
 import importlib.util
 import os
 import shutil
@@ -47,8 +48,22 @@ def gguf_path() -> Path:
 def embedded_model_dir() -> Path:
     """A local HF-format directory of the embedded model, converted from the GGUF on first use."""
     target = cache_dir() / "models" / EMBEDDED_ID
-    if (target / "model.safetensors").exists() and (target / "tokenizer_config.json").exists():
+    if _is_converted(target):
         return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    # One converter at a time (parallel test workers, two stages started together); the rest wait and reuse it.
+    with open(target.parent / f".{EMBEDDED_ID}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not _is_converted(target):
+            _convert_gguf(target)
+    return target
+
+
+def _is_converted(target: Path) -> bool:
+    return (target / "model.safetensors").exists() and (target / "tokenizer_config.json").exists()
+
+
+def _convert_gguf(target: Path) -> None:
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -66,9 +81,7 @@ def embedded_model_dir() -> Path:
     model.save_pretrained(staging)
     tokenizer.save_pretrained(staging)
     shutil.rmtree(target, ignore_errors=True)
-    target.parent.mkdir(parents=True, exist_ok=True)
     os.replace(staging, target)  # atomic: a crash mid-conversion leaves no half-written model behind
-    return target
 
 
 def resolve_model_path(name_or_path: str) -> str:
