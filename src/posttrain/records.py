@@ -141,6 +141,11 @@ class Pair(Record):
     rejected_score: float | None = None
     shared_prefix_chars: int = 0
     difficulty: float | None = None
+    contrast: str | None = None
+    chosen_satisfied: bool | None = None
+    rejected_satisfied: bool | None = None
+    chosen_sample_id: str | None = None
+    rejected_sample_id: str | None = None
     _id_fields: ClassVar[tuple[str, ...]] = ("prompt", "chosen", "rejected")
 
     @model_validator(mode="after")

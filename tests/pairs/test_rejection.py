@@ -78,7 +78,7 @@ def test_mixed_is_deterministic_and_uses_both_modes():
     first, _ = rejection_sampling_pairs(samples, verdicts, contrast="mixed", seed=7)
     again, _ = rejection_sampling_pairs(samples, verdicts, contrast="mixed", seed=7)
     assert [p.id for p in first] == [p.id for p in again]
-    modes = {p.model_dump()["contrast"] for p in first}
+    modes = {p.contrast for p in first}
     assert modes == {"high", "low"}
 
 
