@@ -41,9 +41,11 @@ def _root(
 
 
 def _register_stages() -> None:
+    from posttrain.cli import pairs as pairs_cli
     from posttrain.cli import records as records_cli
 
     records_cli.register(app)
+    pairs_cli.register(app)
 
 
 _register_stages()
