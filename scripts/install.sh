@@ -17,3 +17,11 @@ if [ -n "$extra" ]; then
   $PIP install --quiet --disable-pip-version-check --no-deps "lm-eval" "trl"
   $PIP install --quiet --disable-pip-version-check immutabledict
 fi
+if [ -n "$extra" ] && ! command -v chromium >/dev/null 2>&1; then
+  # The report test opens the HTML report in a real headless browser (Debian's chromium).
+  if [ "$(id -u)" = "0" ]; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+  else
+    echo "note: chromium not installed (needs root: apt-get install chromium); the browser test will be skipped" >&2
+  fi
+fi
