@@ -65,9 +65,12 @@ def run_stages(
     stages: list[Stage],
     run_dir: Path,
     from_stage: str | None = None,
-    on_event: Callable[[str, str], None] = lambda stage, event: None,
+    on_event: Callable[[str, str, float], None] = lambda stage, event, seconds: None,
 ) -> list[StageOutcome]:
-    """Run the stages in order, skipping finished ones; `from_stage` forces that stage and all later ones."""
+    """Run the stages in order, skipping finished ones; `from_stage` forces that stage and all later ones.
+
+    `on_event(stage, "start" | "done" | "cached", seconds)` reports progress (seconds of the run that made it).
+    """
     names = [s.name for s in stages]
     if from_stage is not None and from_stage not in names:
         raise InputError(f"unknown stage '{from_stage}' for --from; stages are: {', '.join(names)}")
@@ -79,8 +82,9 @@ def run_stages(
         key = keys[stage.name]
         done = read_done(stage_dir)
         if stage.name not in forced and done is not None and done.get("key") == key:
-            on_event(stage.name, "cached")
-            outcomes.append(StageOutcome(stage.name, True, float(done.get("seconds", 0.0))))
+            seconds = float(done.get("seconds", 0.0))
+            on_event(stage.name, "cached", seconds)
+            outcomes.append(StageOutcome(stage.name, True, seconds))
             continue
         key_file = stage_dir / "key"
         if stage.name in forced or not key_file.exists() or key_file.read_text().strip() != key:
@@ -88,11 +92,11 @@ def run_stages(
         stage_dir.mkdir(parents=True, exist_ok=True)
         (stage_dir / "done.json").unlink(missing_ok=True)
         atomic_write_text(key_file, key)
-        on_event(stage.name, "start")
+        on_event(stage.name, "start", 0.0)
         start = time.perf_counter()
         stage.run(stage_dir)
         seconds = time.perf_counter() - start
         atomic_write_text(stage_dir / "done.json", json.dumps({"key": key, "seconds": round(seconds, 3)}))
-        on_event(stage.name, "done")
+        on_event(stage.name, "done", seconds)
         outcomes.append(StageOutcome(stage.name, False, seconds))
     return outcomes
