@@ -1,0 +1,202 @@
+"""Local transformers backend: batched sampling with length bucketing, left padding and a KV cache.
+
+The decoding loop is ours rather than `model.generate` for three reasons: every (prompt, sample index) draws from
+its own seeded generator, so a sample does not change when the batch around it does (resume and bucketing stay
+reproducible); rows that finish (EOS or a stop string) leave the batch and the cache at once, so a long straggler
+does not make every other row pay for its length; and stop strings end a row without a second pass.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from posttrain.errors import InputError
+from posttrain.models.backend import Completion, SamplingParams, as_messages, available_cores, sample_seed
+
+
+class HFBackend:
+    def __init__(
+        self,
+        model: str = "embedded",
+        threads: int | None = None,
+        batch_size: int = 16,
+        dtype: Any = None,
+        model_and_tokenizer: tuple[Any, Any] | None = None,
+    ) -> None:
+        import torch
+
+        from posttrain.models.embedded import load_model_and_tokenizer
+
+        torch.set_num_threads(threads or available_cores())
+        self.name = model
+        self.batch_size = batch_size
+        self.model, self.tokenizer = model_and_tokenizer or load_model_and_tokenizer(model, dtype=dtype)
+        self.model.eval()
+        self.pad_id = self.tokenizer.pad_token_id
+        if self.pad_id is None:
+            self.pad_id = self.tokenizer.eos_token_id
+        self.eos_ids = _eos_ids(self.model, self.tokenizer)
+
+    # -- prompts -------------------------------------------------------------------------------------------
+    def encode(self, prompt: Any) -> list[int]:
+        """Token ids of a prompt through the chat template; a final assistant message is continued, not closed."""
+        messages = as_messages(prompt)
+        if getattr(self.tokenizer, "chat_template", None) is None:
+            raise InputError(f"model '{self.name}' has no chat template: posttrain samples chat models only")
+        continuing = messages[-1]["role"] == "assistant"
+        text = self.tokenizer.apply_chat_template(
+            messages, tokenize=False, add_generation_prompt=not continuing, continue_final_message=continuing
+        )
+        return list(self.tokenizer(text, add_special_tokens=False).input_ids)
+
+    # -- generation ----------------------------------------------------------------------------------------
+    def generate(self, prompts: list[Any], n: int, params: SamplingParams) -> list[list[Completion]]:
+        if n < 1:
+            raise ValueError(f"n must be >= 1, got {n}")
+        encoded = [self.encode(p) for p in prompts]
+        context = getattr(self.model.config, "max_position_embeddings", None)
+        for i, tokens in enumerate(encoded):
+            if context and len(tokens) + params.max_new_tokens > context:
+                raise InputError(
+                    f"prompt {i} ({as_messages(prompts[i])[-1]['content'][:60]!r}…) has {len(tokens)} tokens: with "
+                    f"max_new_tokens={params.max_new_tokens} it exceeds the model's context of {context}"
+                )
+        rows = [
+            (i, j, encoded[i], sample_seed(params.seed, prompts[i], j))
+            for i in range(len(prompts))
+            for j in range(n)
+        ]
+        rows.sort(key=lambda r: len(r[2]))  # length buckets: little padding inside a batch
+        out: list[list[Completion | None]] = [[None] * n for _ in prompts]
+        for start in range(0, len(rows), self.batch_size):
+            batch = rows[start : start + self.batch_size]
+            for (i, j, _, _), completion in zip(batch, self._decode(batch, params), strict=True):
+                out[i][j] = completion
+        return [[c for c in row if c is not None] for row in out]
+
+    def _decode(
+        self, rows: list[tuple[int, int, list[int], int | None]], params: SamplingParams
+    ) -> list[Completion]:
+        import torch
+        from transformers import DynamicCache
+
+        width = max(len(r[2]) for r in rows)
+        ids = torch.full((len(rows), width), self.pad_id, dtype=torch.long)
+        mask = torch.zeros((len(rows), width), dtype=torch.long)
+        for b, (_, _, tokens, _) in enumerate(rows):
+            ids[b, width - len(tokens) :] = torch.tensor(tokens)
+            mask[b, width - len(tokens) :] = 1
+        positions = (mask.cumsum(-1) - 1).clamp(min=0)
+        generators = [_generator(seed) for (_, _, _, seed) in rows] if params.temperature > 0 else []
+        generated: list[list[int]] = [[] for _ in rows]
+        results: list[Completion | None] = [None] * len(rows)
+        live = list(range(len(rows)))  # batch row -> original row
+        cache = DynamicCache()
+        with torch.inference_mode():
+            logits = self.model(
+                input_ids=ids,
+                attention_mask=mask,
+                position_ids=positions,
+                cache=cache,
+                use_cache=True,
+                logits_to_keep=1,
+            ).logits[:, -1, :]  # logits of the last position only: the prompt's other logits are never used
+            last_pos = positions[:, -1]
+            for step in range(params.max_new_tokens):
+                picked = _choose(logits.float(), params, [generators[r] for r in live] if generators else [])
+                keep = []
+                for b, r in enumerate(live):
+                    token = int(picked[b])
+                    if token in self.eos_ids:
+                        results[r] = self._completion(rows[r], generated[r], "stop", params.stop)
+                        continue
+                    generated[r].append(token)
+                    if params.stop and self._hit_stop(generated[r], params.stop):
+                        results[r] = self._completion(rows[r], generated[r], "stop", params.stop)
+                    elif step == params.max_new_tokens - 1:
+                        results[r] = self._completion(rows[r], generated[r], "length", params.stop)
+                    else:
+                        keep.append(b)
+                if not keep:
+                    break
+                if len(keep) < len(live):
+                    index = torch.tensor(keep)
+                    cache.batch_select_indices(index)
+                    mask, picked, last_pos = mask[index], picked[index], last_pos[index]
+                    live = [live[b] for b in keep]
+                mask = torch.cat([mask, torch.ones((len(live), 1), dtype=torch.long)], dim=1)
+                last_pos = last_pos + 1
+                logits = self.model(
+                    input_ids=picked[:, None], attention_mask=mask, position_ids=last_pos[:, None],
+                    cache=cache, use_cache=True,
+                ).logits[:, -1, :]  # fmt: skip
+        return [c for c in results if c is not None]
+
+    def _hit_stop(self, tokens: list[int], stop: tuple[str, ...]) -> bool:
+        tail = self.tokenizer.decode(tokens[-(max(len(s) for s in stop) + 8) :], skip_special_tokens=True)
+        return any(s in tail for s in stop)
+
+    def _completion(self, row: Any, tokens: list[int], reason: str, stop: tuple[str, ...]) -> Completion:
+        text = self.tokenizer.decode(tokens, skip_special_tokens=True)
+        cut = min((text.find(s) for s in stop if s in text), default=-1)
+        if cut >= 0:
+            text = text[:cut]  # as OpenAI: the stop string itself is not returned
+        return Completion(
+            text=text, prompt_tokens=len(row[2]), completion_tokens=len(tokens), finish_reason=reason
+        )
+
+    # -- scoring -------------------------------------------------------------------------------------------
+    def logprobs(self, prompt: Any, completion: str) -> list[float]:
+        import torch
+
+        context = self.encode(prompt)
+        target = list(self.tokenizer(completion, add_special_tokens=False).input_ids)
+        if not target:
+            return []
+        ids = torch.tensor([context + target])
+        with torch.inference_mode():
+            logits = self.model(input_ids=ids).logits[0, len(context) - 1 : -1].float()
+        chosen = torch.log_softmax(logits, dim=-1).gather(-1, torch.tensor(target)[:, None])[:, 0]
+        return [float(x) for x in chosen]
+
+
+def _eos_ids(model: Any, tokenizer: Any) -> set[int]:
+    ids: set[int] = set()
+    for value in (getattr(model.generation_config, "eos_token_id", None), tokenizer.eos_token_id):
+        if isinstance(value, int):
+            ids.add(value)
+        elif value:
+            ids.update(int(v) for v in value)
+    return ids
+
+
+def _generator(seed: int | None) -> Any:
+    import torch
+
+    g = torch.Generator()
+    if seed is None:
+        g.seed()
+    else:
+        g.manual_seed(seed)
+    return g
+
+
+def _choose(logits: Any, params: SamplingParams, generators: list[Any]) -> Any:
+    """Next token per row: argmax when greedy, else temperature / top-k / top-p sampling with each row's own RNG."""
+    import torch
+
+    if params.temperature == 0 or not generators:
+        return logits.argmax(dim=-1)
+    logits = logits / params.temperature
+    if params.top_k:
+        kth = torch.topk(logits, min(params.top_k, logits.shape[-1]), dim=-1).values[:, -1:]
+        logits = logits.masked_fill(logits < kth, float("-inf"))
+    probs = torch.softmax(logits, dim=-1)
+    if params.top_p < 1:
+        sorted_probs, order = probs.sort(dim=-1, descending=True)
+        # drop a token when the tokens ranked above it already hold top_p of the mass (the first always stays)
+        drop = (sorted_probs.cumsum(-1) - sorted_probs) >= params.top_p
+        sorted_probs = sorted_probs.masked_fill(drop, 0.0)
+        probs = torch.zeros_like(probs).scatter(-1, order, sorted_probs)
+    picks = [torch.multinomial(probs[b], 1, generator=g) for b, g in enumerate(generators)]
+    return torch.cat(picks)

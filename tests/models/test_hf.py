@@ -1,0 +1,107 @@
+"""The local transformers backend on the real embedded model: parity with `model.generate`, seeds, stops, scoring."""
+
+from __future__ import annotations
+
+import pytest
+
+from posttrain.errors import InputError
+from posttrain.models import SamplingParams, load_backend
+from posttrain.models.hf import HFBackend
+
+pytestmark = pytest.mark.model
+
+PROMPTS = [
+    "Write a haiku about rain.",
+    "What is the capital of France? Answer in one sentence.",
+    "List three fruits, one per line, and nothing else.",
+]
+
+
+@pytest.fixture(scope="module")
+def backend() -> HFBackend:
+    b = load_backend("embedded", threads=2)
+    assert isinstance(b, HFBackend)
+    return b
+
+
+def _plain_generate_greedy(backend: HFBackend, prompt: str, max_new_tokens: int) -> str:
+    import torch
+
+    ids = torch.tensor([backend.encode(prompt)])
+    with torch.inference_mode():
+        out = backend.model.generate(
+            ids, attention_mask=torch.ones_like(ids), max_new_tokens=max_new_tokens, do_sample=False
+        )
+    return str(backend.tokenizer.decode(out[0, ids.shape[1] :], skip_special_tokens=True))
+
+
+def test_greedy_matches_plain_generate_for_every_row_of_a_padded_batch(backend: HFBackend) -> None:
+    rows = backend.generate(PROMPTS, 1, SamplingParams(max_new_tokens=24, temperature=0.0))
+    for prompt, (completion,) in zip(PROMPTS, rows, strict=True):
+        assert completion.text == _plain_generate_greedy(backend, prompt, 24)
+        assert completion.prompt_tokens == len(backend.encode(prompt))
+        assert completion.finish_reason in ("stop", "length")
+
+
+def test_a_sample_does_not_depend_on_its_batch_or_order(backend: HFBackend) -> None:
+    params = SamplingParams(max_new_tokens=16, temperature=0.8, top_p=0.95, seed=7)
+    together = backend.generate(PROMPTS, 2, params)
+    alone = backend.generate([PROMPTS[2]], 2, params)
+    reversed_order = backend.generate(PROMPTS[::-1], 2, params)
+    assert [c.text for c in together[2]] == [c.text for c in alone[0]]
+    assert [c.text for c in together[0]] == [c.text for c in reversed_order[2]]
+    assert together[2][0].text != together[2][1].text  # the n samples of a prompt differ
+    other_seed = backend.generate([PROMPTS[2]], 2, SamplingParams(max_new_tokens=16, temperature=0.8, seed=8))
+    assert [c.text for c in other_seed[0]] != [c.text for c in alone[0]]
+
+
+def test_length_and_stop_string_finish_reasons(backend: HFBackend) -> None:
+    (long,), (stopped,) = backend.generate(
+        ["Write a long story about a dragon.", "Count from 1 to 20, separated by commas."],
+        1,
+        SamplingParams(max_new_tokens=20, temperature=0.0, stop=("4",)),
+    )
+    assert long.finish_reason == "length" and long.completion_tokens == 20
+    assert stopped.finish_reason == "stop" and "4" not in stopped.text
+    assert stopped.text.strip().startswith("1")
+
+
+def test_a_final_assistant_message_is_continued(backend: HFBackend) -> None:
+    prefix = "Here are three colors: red,"
+    conversation = [
+        {"role": "user", "content": "Name three colors."},
+        {"role": "assistant", "content": prefix},
+    ]
+    encoded = backend.tokenizer.decode(backend.encode(conversation))
+    assert encoded.rstrip().endswith(prefix)  # no end-of-turn token after the prefix
+    (c,) = backend.generate([conversation], 1, SamplingParams(max_new_tokens=8, temperature=0.0))[0:1][0]
+    assert c.text and not c.text.startswith("Here are")
+
+
+def test_logprobs_match_the_scores_of_plain_generate(backend: HFBackend) -> None:
+    import torch
+
+    prompt = PROMPTS[1]
+    ids = torch.tensor([backend.encode(prompt)])
+    with torch.inference_mode():
+        out = backend.model.generate(
+            ids, attention_mask=torch.ones_like(ids), max_new_tokens=8, do_sample=False,
+            output_scores=True, return_dict_in_generate=True,
+        )  # fmt: skip
+    expected = backend.model.compute_transition_scores(out.sequences, out.scores, normalize_logits=True)[0]
+    text = backend.tokenizer.decode(out.sequences[0, ids.shape[1] :])
+    got = backend.logprobs(prompt, text)
+    assert len(got) == len(expected)
+    assert got == pytest.approx([float(x) for x in expected], abs=1e-3)
+
+
+def test_a_prompt_longer_than_the_context_is_a_clear_error(backend: HFBackend) -> None:
+    with pytest.raises(InputError, match="exceeds the model's context"):
+        backend.generate(["word " * 9000], 1, SamplingParams(max_new_tokens=8))
+
+
+def test_bad_specs_and_params_are_clear_errors() -> None:
+    with pytest.raises(InputError, match="unknown model 'no-such-model'"):
+        load_backend("no-such-model")
+    with pytest.raises(ValueError, match="top_p"):
+        SamplingParams(top_p=0)
