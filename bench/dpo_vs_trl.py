@@ -1,0 +1,205 @@
+"""The same offline DPO job with TRL's DPOTrainer and with posttrain, each in a fresh process.
+
+    python bench/dpo_vs_trl.py            # both, then the comparison
+    python bench/dpo_vs_trl.py --only posttrain
+
+Job: the embedded SmolLM2-135M-Instruct (fp32), 64 synthetic pairs with 45-115-token responses, max length 256,
+batch 4, beta 0.1, lr 1e-6 (linear decay, no warmup, grad-norm clip 1.0, AdamW as TRL's defaults), one epoch =
+16 steps, 2 CPU threads, gradient checkpointing off. Both trainers see the pairs in file order (TRL's sampler is
+made sequential) and train on the same tokens (posttrain with `data.mask_format_tokens=false`, since TRL trains on
+the end-of-turn tokens too), so their loss curves are comparable step by step.
+
+Throughput = non-padding chosen + rejected tokens (prompt included) of the epoch, divided by the wall time of the
+training call, which includes the reference pass (TRL: a reference copy run every step; posttrain: one cached
+pass before training). Model loading and the final save are excluded for both. Peak RSS is the child's ru_maxrss.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+THREADS = 2
+N_PAIRS, MAX_LENGTH, BATCH, BETA, LR = 64, 256, 4, 0.1, 1e-6
+EXTRA: list[str] = [a for a in os.environ.get("BENCH_POSTTRAIN_OVERRIDES", "").split() if a]
+LOSS_TOLERANCE = 0.02  # max |loss_posttrain - loss_trl| over the 16 steps (both start at log 2 exactly)
+
+WORDS = (
+    "river stone light garden morning window paper quiet market bridge winter coffee music letter forest "
+    "table school story doctor travel kitchen city ocean mountain friend summer voice simple careful bright "
+    "slowly often always never because before after during people little important different small large "
+    "young old early late open close write read build carry follow listen watch learn teach answer"
+).split()
+TOPICS = "a lighthouse|a city park|the first day of school|a rainy afternoon|an old bicycle|a small bakery|a train ride|a winter market".split(
+    "|"
+)
+
+
+def make_pairs(seed: int = 0) -> list[dict[str, str]]:
+    """Pairs whose chosen is all lowercase and rejected title-cased, responses of roughly 45-115 tokens."""
+    rng = random.Random(seed)
+    pairs = []
+    for i in range(N_PAIRS):
+        topic = TOPICS[i % len(TOPICS)]
+        prompt = f"Write a short note about {topic}. Use only lowercase letters. (note {i})"
+
+        def text(n_words: int) -> str:
+            sentences, words = [], [rng.choice(WORDS) for _ in range(n_words)]
+            for start in range(0, n_words, 9):
+                sentences.append(" ".join(words[start : start + 9]) + ".")
+            return " ".join(sentences)
+
+        chosen = text(rng.randint(40, 95))
+        rejected = text(rng.randint(40, 95)).title()
+        pairs.append(
+            {
+                "prompt": [{"role": "user", "content": prompt}],
+                "chosen": [{"role": "assistant", "content": chosen}],
+                "rejected": [{"role": "assistant", "content": rejected}],
+            }
+        )
+    return pairs
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def run_trl(data: Path, out: Path) -> dict:
+    import torch
+    from datasets import Dataset
+    from torch.utils.data import SequentialSampler
+    from trl import DPOConfig, DPOTrainer
+
+    from posttrain.models.embedded import load_model_and_tokenizer
+
+    torch.manual_seed(0)
+    model, tokenizer = load_model_and_tokenizer("embedded")
+    dataset = Dataset.from_list(json.loads(data.read_text()))
+
+    class InOrderDPOTrainer(DPOTrainer):
+        def _get_train_sampler(self, *args, **kwargs):  # same batches as posttrain, step by step
+            return SequentialSampler(self.train_dataset)
+
+    args = DPOConfig(
+        output_dir=str(out / "trl"),
+        per_device_train_batch_size=BATCH,
+        learning_rate=LR,
+        beta=BETA,
+        max_length=MAX_LENGTH,
+        num_train_epochs=1,
+        gradient_checkpointing=False,
+        logging_steps=1,
+        save_strategy="no",
+        report_to=[],
+        use_cpu=True,
+        bf16=False,
+        seed=0,
+        dataloader_num_workers=0,
+        disable_tqdm=True,
+    )
+    trainer = InOrderDPOTrainer(model=model, args=args, train_dataset=dataset, processing_class=tokenizer)
+    ds = trainer.train_dataset
+    columns = zip(ds["prompt_ids"], ds["chosen_ids"], ds["rejected_ids"], strict=True)
+    tokens = sum(2 * len(p) + len(c) + len(r) for p, c, r in columns)
+    start = time.perf_counter()
+    trainer.train()
+    seconds = time.perf_counter() - start
+    losses = [h["loss"] for h in trainer.state.log_history if "loss" in h]
+    return {"tokens": tokens, "seconds": seconds, "losses": losses}
+
+
+def run_posttrain(data: Path, out: Path) -> dict:
+    from posttrain.config import load_config
+    from posttrain.records import Pair
+    from posttrain.train.dpo import DPOConfig, train_dpo
+
+    pairs = [Pair.model_validate(p) for p in json.loads(data.read_text())]
+    cfg = load_config(
+        DPOConfig,
+        None,
+        [
+            f"train.output_dir={out / 'posttrain'}",
+            f"train.batch_size={BATCH}",
+            f"train.lr={LR}",
+            "train.scheduler=linear",
+            "train.warmup_steps=0",
+            "train.max_grad_norm=1.0",
+            f"train.threads={THREADS}",
+            "train.progress=false",
+            "train.resume=false",
+            f"loss.beta={BETA}",
+            f"data.max_length={MAX_LENGTH}",
+            "data.mask_format_tokens=false",
+            "data.shuffle=false",
+            "data.bucket_by_length=false",
+            *EXTRA,
+        ],
+    )
+    result = train_dpo(cfg, pairs)
+    return {"tokens": result.tokens, "seconds": result.train_seconds, "losses": [m["loss"] for m in result.metrics]}
+
+
+def child(which: str, data: Path, out: Path, result_path: Path) -> None:
+    import torch
+
+    torch.set_num_threads(THREADS)
+    begin = time.perf_counter()
+    stats = run_trl(data, out) if which == "trl" else run_posttrain(data, out)
+    stats["process_seconds"] = time.perf_counter() - begin
+    stats["peak_rss_mb"] = peak_rss_mb()
+    stats["tokens_per_s"] = stats["tokens"] / stats["seconds"]
+    result_path.write_text(json.dumps(stats))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--only", choices=["trl", "posttrain"])
+    parser.add_argument("--child", choices=["trl", "posttrain"], help=argparse.SUPPRESS)
+    parser.add_argument("--data", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--out", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--result", type=Path, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        child(args.child, args.data, args.out, args.result)
+        return
+
+    env = {**os.environ, "OMP_NUM_THREADS": str(THREADS), "MKL_NUM_THREADS": str(THREADS), "TQDM_DISABLE": "1"}
+    results = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        data = Path(tmp) / "pairs.json"
+        data.write_text(json.dumps(make_pairs()))
+        for which in [args.only] if args.only else ["trl", "posttrain"]:
+            result = Path(tmp) / f"{which}.json"
+            cmd = [sys.executable, __file__, "--child", which, "--data", str(data), "--out", tmp, "--result", str(result)]
+            subprocess.run(cmd, env=env, check=True, stdout=subprocess.DEVNULL)
+            results[which] = json.loads(result.read_text())
+    print(f"load average at the end: {os.getloadavg()[0]:.2f} (other jobs share the {os.cpu_count()} cores)")
+    print(f"{'':>10} {'tokens':>7} {'train s':>8} {'tokens/s':>9} {'peak RSS MB':>12} {'process s':>10}")
+    for name, r in results.items():
+        print(
+            f"{name:>10} {r['tokens']:>7} {r['seconds']:>8.1f} {r['tokens_per_s']:>9.1f} "
+            f"{r['peak_rss_mb']:>12.0f} {r['process_seconds']:>10.1f}"
+        )
+    if len(results) == 2:
+        trl, ours = results["trl"], results["posttrain"]
+        print(f"throughput ratio posttrain/TRL: {ours['tokens_per_s'] / trl['tokens_per_s']:.2f}x")
+        print(f"peak RSS ratio posttrain/TRL:   {ours['peak_rss_mb'] / trl['peak_rss_mb']:.2f}")
+        print("step   TRL loss   posttrain loss   |diff|")
+        for step, (a, b) in enumerate(zip(trl["losses"], ours["losses"], strict=False), start=1):
+            print(f"{step:>4} {a:>10.4f} {b:>16.4f} {abs(a - b):>8.4f}")
+        worst = max(abs(a - b) for a, b in zip(trl["losses"], ours["losses"], strict=False))
+        verdict = "within" if worst <= LOSS_TOLERANCE and len(trl["losses"]) == len(ours["losses"]) else "OUTSIDE"
+        print(f"max |loss diff| = {worst:.4f}: {verdict} the tolerance {LOSS_TOLERANCE}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,94 @@
+"""`posttrain train sft|rm|dpo`: offline training recipes, configured by YAML + `key=value` overrides."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import typer
+from rich.console import Console
+
+from posttrain.errors import InputError
+
+CONFIG_HELP = "YAML recipe (e.g. recipes/dpo.yaml); omitted = the recipe's defaults."
+DATA_HELP = "Records file (JSONL/Parquet); overrides data.path."
+OVERRIDES_HELP = "Dotted overrides, e.g. train.lr=1e-6 lora.enabled=true."
+
+
+def _data_path(cfg: Any, data: Path | None) -> str:
+    path = str(data) if data is not None else cfg.data.path
+    if not path:
+        raise InputError("no training data: pass --data FILE or set data.path in the config")
+    return path
+
+
+def _report(result: Any, what: str) -> None:
+    console = Console()
+    final = result.final
+    stats = ", ".join(f"{k} {final[k]:.4g}" for k in what.split(",") if k in final)
+    console.print(
+        f"trained {result.steps} steps in {result.train_seconds:.0f} s ({stats}); "
+        f"model: {result.model_dir}, metrics: {result.metrics_path}"
+        + (f"; skipped {result.skipped} rows with too-long prompts" if result.skipped else "")
+    )
+
+
+def register(app: typer.Typer) -> None:
+    sub = typer.Typer(help="Offline training: SFT, reward model, DPO (Llama 3 recipes).", no_args_is_help=True)
+    app.add_typer(sub, name="train")
+
+    @sub.command("sft")
+    def sft(
+        overrides: list[str] = typer.Argument(None, help=OVERRIDES_HELP),
+        config: Path = typer.Option(None, "--config", help=CONFIG_HELP),
+        data: Path = typer.Option(None, "--data", help=DATA_HELP),
+    ) -> None:
+        """Supervised fine-tuning on response tokens only; rows are prompt + completion, or messages.
+
+        Example: posttrain train sft --config recipes/sft.yaml --data samples.jsonl train.epochs=2
+        """
+        from posttrain.config import load_config
+        from posttrain.train.data import read_rows_with_lines
+        from posttrain.train.sft import SFTConfig, SFTExample, train_sft
+
+        cfg = load_config(SFTConfig, config, overrides or [])
+        rows, source = read_rows_with_lines(_data_path(cfg, data), SFTExample)
+        _report(train_sft(cfg, rows, source), "loss")
+
+    @sub.command("rm")
+    def rm(
+        overrides: list[str] = typer.Argument(None, help=OVERRIDES_HELP),
+        config: Path = typer.Option(None, "--config", help=CONFIG_HELP),
+        data: Path = typer.Option(None, "--data", help=DATA_HELP),
+    ) -> None:
+        """Train a Bradley-Terry reward model on preference pairs (optional margin, packed responses).
+
+        Example: posttrain train rm --config recipes/rm.yaml --data pairs.jsonl data.pack_responses=true
+        """
+        from posttrain.config import load_config
+        from posttrain.records import Pair
+        from posttrain.train.data import read_rows_with_lines
+        from posttrain.train.reward import RMConfig, train_reward
+
+        cfg = load_config(RMConfig, config, overrides or [])
+        rows, source = read_rows_with_lines(_data_path(cfg, data), Pair)
+        _report(train_reward(cfg, rows, source), "loss,accuracy,margin")
+
+    @sub.command("dpo")
+    def dpo(
+        overrides: list[str] = typer.Argument(None, help=OVERRIDES_HELP),
+        config: Path = typer.Option(None, "--config", help=CONFIG_HELP),
+        data: Path = typer.Option(None, "--data", help=DATA_HELP),
+    ) -> None:
+        """Offline DPO as in Llama 3 (cached reference, masked format tokens, optional NLL term; IPO, DPO-Positive).
+
+        Example: posttrain train dpo --config recipes/dpo.yaml --data pairs.jsonl loss.nll_coef=0.2
+        """
+        from posttrain.config import load_config
+        from posttrain.records import Pair
+        from posttrain.train.data import read_rows_with_lines
+        from posttrain.train.dpo import DPOConfig, train_dpo
+
+        cfg = load_config(DPOConfig, config, overrides or [])
+        rows, source = read_rows_with_lines(_data_path(cfg, data), Pair)
+        _report(train_dpo(cfg, rows, source), "loss,rewards/accuracy,rewards/margin")

@@ -1,0 +1,381 @@
+"""Offline DPO as in Llama 3 §4.1.4, one readable loop.
+
+    result = train_dpo(load_config(DPOConfig, "recipes/dpo.yaml"), pairs)
+
+1. Tokenise every pair with the chat template; targets are the response tokens, with the template's formatting
+   tokens (end-of-turn, headers) masked in both chosen and rejected (`data.mask_format_tokens`, Llama 3).
+2. Reference log-probs: one no-grad pass of the initial model over all pairs, cached in `<out>/reference_logps.pt`
+   (keyed by the token ids and the model files), so training holds a single model and a rerun skips the pass.
+3. Loop: chosen and rejected of a micro-batch go through the model together as one padding-free packed row;
+   per-sequence log-prob sums feed a pure loss from `losses.py` (sigmoid DPO, IPO or DPO-Positive, plus the
+   optional length-normalised NLL on chosen that Llama 3 adds with coefficient 0.2); gradient accumulation;
+   AdamW with warmup + cosine/linear; checkpoints every `train.save_every` steps that a rerun resumes from.
+4. The final model is saved in HF format (LoRA: merged, plus the adapter).
+
+Multi-process: launch with `accelerate launch`; each process takes every world_size-th micro-batch and DDP averages
+the gradients. Micro-batches that do not fill a whole optimizer step at the end of an epoch are dropped.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from posttrain.errors import InputError
+from posttrain.records import Pair
+from posttrain.train import losses
+from posttrain.train.data import (
+    Batch,
+    Sequence,
+    Source,
+    check_policy,
+    collate,
+    forward_passes,
+    long_prompt_error,
+    pad_token_id,
+    plan_batches,
+    render,
+)
+from posttrain.train.logprobs import TokenLogps, check_supported, sequence_logps, token_logps
+from posttrain.train.runtime import (
+    DataConfig,
+    LoopConfig,
+    LoRAConfig,
+    MetricsLog,
+    ModelConfig,
+    Progress,
+    Throughput,
+    TrainResult,
+    apply_lora,
+    check_loop,
+    check_run_matches,
+    latest_checkpoint,
+    load_checkpoint,
+    load_tokenizer_and_check,
+    make_accelerator,
+    make_optimizer,
+    run_fingerprint,
+    save_checkpoint,
+    save_final,
+    set_threads,
+    torch_dtype,
+)
+
+LOSS_TYPES = ("sigmoid", "ipo", "dpop")
+
+
+@dataclass
+class DPOLossConfig:
+    type: str = "sigmoid"  # sigmoid (DPO) | ipo | dpop (DPO-Positive)
+    beta: float = 0.1
+    nll_coef: float = 0.0  # Llama 3 uses 0.2: length-normalised NLL on the chosen response
+    label_smoothing: float = 0.0  # conservative DPO, sigmoid loss only
+    dpop_lambda: float = 50.0
+
+
+@dataclass
+class DPOLoopConfig(LoopConfig):
+    output_dir: str = "runs/dpo"
+    lr: float = 1e-6
+
+
+@dataclass
+class DPOConfig:
+    model: ModelConfig = field(default_factory=ModelConfig)
+    lora: LoRAConfig = field(default_factory=LoRAConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    train: DPOLoopConfig = field(default_factory=DPOLoopConfig)
+    loss: DPOLossConfig = field(default_factory=DPOLossConfig)
+    reference_batch_size: int = 8  # pairs per no-grad reference batch
+
+
+def tokenize_pairs(
+    pairs: list[Pair], tokenizer: Any, data: DataConfig, source: Source
+) -> tuple[list[int], list[Sequence], list[Sequence]]:
+    """(indices of the pairs kept, chosen sequences, rejected sequences); bad rows raise with their location."""
+    kept, chosen, rejected = [], [], []
+    for i, pair in enumerate(pairs):
+        try:
+            c = render(tokenizer, pair.prompt, pair.chosen, data.max_length, data.mask_format_tokens)
+            r = render(tokenizer, pair.prompt, pair.rejected, data.max_length, data.mask_format_tokens)
+            if c is None or r is None:
+                if data.long_prompt == "skip":
+                    continue
+                raise long_prompt_error(data.max_length)
+        except InputError as err:
+            raise source.error(i, err) from None
+        kept.append(i)
+        chosen.append(c)
+        rejected.append(r)
+    if not kept:
+        raise InputError("no pairs left to train on (all prompts exceeded data.max_length)", source.path)
+    return kept, chosen, rejected
+
+
+def pair_batch(chosen: list[Sequence], rejected: list[Sequence], idx: list[int], pad: int, packing: bool) -> Batch:
+    """Chosen of the pairs first, then their rejected: sequence k and k + len(idx) are one pair."""
+    return collate([chosen[i] for i in idx] + [rejected[i] for i in idx], pad, packing)
+
+
+@torch.no_grad()
+def reference_logps(
+    model: Any, chosen: list[Sequence], rejected: list[Sequence], cfg: DPOConfig, pad: int, indices: list[int]
+) -> dict[int, tuple[float, float]]:
+    """Sum of target log-probs of chosen and rejected under the (initial) model, for the pairs in `indices`."""
+    model.eval()
+    lengths = [len(chosen[i].ids) + len(rejected[i].ids) for i in indices]
+    order = [indices[k] for k in sorted(range(len(indices)), key=lambda k: lengths[k])]
+    out: dict[int, tuple[float, float]] = {}
+    for start in range(0, len(order), cfg.reference_batch_size):
+        idx = order[start : start + cfg.reference_batch_size]
+        batch = pair_batch(chosen, rejected, idx, pad, cfg.data.packing)
+        logps = sequence_logps(token_logps(model, batch, cfg.train.logprob_chunk), batch).double()
+        for k, i in enumerate(idx):
+            out[i] = (float(logps[k]), float(logps[k + len(idx)]))
+    return out
+
+
+def _model_files_key(model: Any) -> list[Any]:
+    path = Path(getattr(model, "name_or_path", "") or "")
+    files = sorted(path.glob("*.safetensors")) + sorted(path.glob("*.bin")) if path.is_dir() else []
+    return [str(path)] + [(f.name, f.stat().st_size, f.stat().st_mtime_ns) for f in files]
+
+
+def cached_reference(
+    model: Any, chosen: list[Sequence], rejected: list[Sequence], cfg: DPOConfig, pad: int, out: Path, accel: Any
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Reference log-probs of every pair, from `<out>/reference_logps.pt` when the same tokens and model made it."""
+    from accelerate.utils import gather_object
+
+    key = run_fingerprint(
+        _model_files_key(model),
+        [(c.ids, c.targets, r.ids, r.targets) for c, r in zip(chosen, rejected, strict=True)],
+    )
+    path = out / "reference_logps.pt"
+    if path.exists():
+        cached = torch.load(path, map_location="cpu")
+        if cached.get("key") == key:
+            return cached["chosen"], cached["rejected"]
+    mine = list(range(accel.process_index, len(chosen), accel.num_processes))
+    parts = gather_object([reference_logps(model, chosen, rejected, cfg, pad, mine)])
+    merged: dict[int, tuple[float, float]] = {}
+    for part in parts:
+        merged.update(part)
+    ref_chosen = torch.tensor([merged[i][0] for i in range(len(chosen))], dtype=torch.float64)
+    ref_rejected = torch.tensor([merged[i][1] for i in range(len(chosen))], dtype=torch.float64)
+    if accel.is_main_process:
+        tmp = path.with_name(".reference_logps.pt.tmp")
+        torch.save({"key": key, "chosen": ref_chosen, "rejected": ref_rejected}, tmp)
+        tmp.replace(path)
+    accel.wait_for_everyone()
+    return ref_chosen, ref_rejected
+
+
+def dpo_step_loss(
+    cfg: DPOLossConfig,
+    policy_chosen: torch.Tensor,
+    policy_rejected: torch.Tensor,
+    ref_chosen: torch.Tensor,
+    ref_rejected: torch.Tensor,
+    chosen_len: torch.Tensor,
+    rejected_len: torch.Tensor,
+) -> torch.Tensor:
+    """Per-pair loss for the configured loss type (+ the optional NLL term)."""
+    if cfg.type == "sigmoid":
+        loss = losses.dpo_loss(policy_chosen, policy_rejected, ref_chosen, ref_rejected, cfg.beta, cfg.label_smoothing)
+    elif cfg.type == "ipo":
+        loss = losses.ipo_loss(
+            policy_chosen, policy_rejected, ref_chosen, ref_rejected, chosen_len, rejected_len, cfg.beta
+        )
+    else:
+        loss = losses.dpop_loss(policy_chosen, policy_rejected, ref_chosen, ref_rejected, cfg.beta, cfg.dpop_lambda)
+    if cfg.nll_coef:
+        loss = loss + cfg.nll_coef * losses.chosen_nll(policy_chosen, chosen_len)
+    return loss
+
+
+def check_config(cfg: DPOConfig) -> None:
+    check_loop(cfg.train)
+    check_policy(cfg.data.long_prompt)
+    if cfg.loss.type not in LOSS_TYPES:
+        raise InputError(f"loss.type must be one of {', '.join(LOSS_TYPES)}, got '{cfg.loss.type}'")
+    if cfg.loss.beta <= 0:
+        raise InputError("loss.beta must be positive")
+
+
+def train_dpo(
+    cfg: DPOConfig, pairs: list[Pair], source: Source | None = None, model: Any = None, tokenizer: Any = None
+) -> TrainResult:
+    """Train with DPO on `pairs`; returns where the model and metrics are. `model`/`tokenizer` may be passed in
+    (already loaded, e.g. by the pipeline); otherwise `cfg.model` is loaded."""
+    from posttrain.models.embedded import load_model_and_tokenizer
+
+    check_config(cfg)
+    source = source or Source()
+    loop = cfg.train
+    set_threads(loop.threads)
+    torch.manual_seed(loop.seed)
+    accel = make_accelerator(loop)
+
+    # Everything that can be wrong with the input is checked before anything is written.
+    if model is None:
+        model, tokenizer = load_model_and_tokenizer(cfg.model.name, dtype=torch_dtype(cfg.model.dtype))
+    tokenizer = load_tokenizer_and_check(cfg.model, model, tokenizer)
+    check_supported(model)
+    kept, chosen, rejected = tokenize_pairs(pairs, tokenizer, cfg.data, source)
+    pad = pad_token_id(tokenizer)
+
+    out = Path(loop.output_dir)
+    fingerprint = run_fingerprint(
+        [pairs[i].id for i in kept], cfg.model.name, cfg.data.__dict__, cfg.loss.__dict__, cfg.lora.__dict__,
+        {k: v for k, v in loop.__dict__.items() if k not in ("progress", "threads", "output_dir", "save_every")},
+    )  # fmt: skip
+    if loop.resume:
+        check_run_matches(out, fingerprint)
+    out.mkdir(parents=True, exist_ok=True)
+    if accel.is_main_process:
+        (out / "run.json").write_text(json.dumps({"fingerprint": fingerprint, "recipe": "dpo"}), encoding="utf-8")
+
+    speed = Throughput()  # the reference pass counts in the run's time, as in the benchmark
+    ref_chosen_all, ref_rejected_all = cached_reference(model, chosen, rejected, cfg, pad, out, accel)
+
+    model = apply_lora(model, cfg.lora)
+    model.train()
+    lengths = [len(c.ids) + len(r.ids) for c, r in zip(chosen, rejected, strict=True)]
+    micro_per_step = loop.grad_accum * accel.num_processes
+    steps_per_epoch = len(range(0, len(kept), loop.batch_size)) // micro_per_step
+    if steps_per_epoch == 0:
+        raise InputError(
+            f"{len(kept)} pairs do not fill one optimizer step of {micro_per_step} micro-batches of "
+            f"{loop.batch_size}; lower train.batch_size or train.grad_accum"
+        )
+    total_steps = steps_per_epoch * loop.epochs
+    if loop.max_steps is not None:
+        total_steps = min(total_steps, loop.max_steps)
+    optimizer, scheduler = make_optimizer(model, loop, total_steps)
+    policy = TokenLogps(model, loop.logprob_chunk)
+    policy, optimizer = accel.prepare(policy, optimizer)
+
+    step = 0
+    resume_from = latest_checkpoint(out) if loop.resume else None
+    tokens_before = 0
+    if resume_from is not None:
+        state = load_checkpoint(resume_from, accel.unwrap_model(policy).lm, optimizer, scheduler)
+        step, tokens_before = int(state["step"]), int(state.get("tokens", 0))
+    log = MetricsLog(out / "metrics.jsonl", step, enabled=accel.is_main_process)
+    bar = Progress(
+        total_steps, step, ["loss", "rewards/accuracy", "rewards/margin", "tokens_per_s"],
+        enabled=loop.progress and accel.is_main_process, title="dpo",
+    )  # fmt: skip
+    tokens_seen = tokens_before
+    beta = cfg.loss.beta
+    per_forward = loop.examples_per_forward
+    try:
+        while step < total_steps:
+            epoch, in_epoch = divmod(step, steps_per_epoch)
+            batches = plan_batches(
+                lengths, loop.batch_size, loop.seed, epoch, cfg.data.shuffle, cfg.data.bucket_by_length
+            )
+            first = (in_epoch * micro_per_step) + accel.process_index
+            mine = [batches[first + a * accel.num_processes] for a in range(loop.grad_accum)]
+            sums = torch.zeros(9, dtype=torch.float64)  # loss, acc, margin, r_c, r_r, logratio_c, lp_c, lp_r, n
+            step_tokens = 0
+            # Each pair's loss depends only on its own two sequences, so a micro-batch can go through the model a
+            # few pairs at a time (`train.examples_per_forward`) with the exact same gradient and a fraction of
+            # the activation memory. Only the last pass of a step all-reduces gradients under DDP.
+            passes = forward_passes(mine, per_forward)
+            for p, (idx, part) in enumerate(passes):
+                batch = pair_batch(chosen, rejected, part, pad, cfg.data.packing)
+                n = len(part)
+                sync = contextlib.nullcontext() if p == len(passes) - 1 else accel.no_sync(policy)
+                with sync:
+                    with accel.autocast():
+                        logps = sequence_logps(policy(batch), batch)
+                    target_lengths = batch.lengths().to(logps.device)
+                    pol_c, pol_r = logps[:n], logps[n:]
+                    ref_c = ref_chosen_all[part].to(logps)
+                    ref_r = ref_rejected_all[part].to(logps)
+                    per_pair = dpo_step_loss(
+                        cfg.loss, pol_c, pol_r, ref_c, ref_r, target_lengths[:n], target_lengths[n:]
+                    )
+                    accel.backward(per_pair.sum() / (len(idx) * loop.grad_accum))
+                reward_c, reward_r = losses.implicit_rewards(pol_c, pol_r, ref_c, ref_r, beta)
+                sums += torch.stack(
+                    [
+                        per_pair.detach().sum(),
+                        (reward_c > reward_r).double().sum(),
+                        (reward_c - reward_r).sum(),
+                        reward_c.sum(),
+                        reward_r.sum(),
+                        (pol_c - ref_c).detach().sum(),
+                        pol_c.detach().sum(),
+                        pol_r.detach().sum(),
+                        torch.tensor(float(n)),
+                    ]
+                ).double().cpu()
+                step_tokens += batch.n_tokens
+            if loop.max_grad_norm is not None:
+                grad_norm = float(accel.clip_grad_norm_(policy.parameters(), loop.max_grad_norm))
+            else:
+                grad_norm = float("nan")
+            lr = scheduler.get_last_lr()[0]  # the rate this step used
+            optimizer.step()
+            scheduler.step()
+            optimizer.zero_grad(set_to_none=True)
+            step += 1
+
+            totals = accel.reduce(torch.cat([sums, torch.tensor([float(step_tokens)], dtype=torch.float64)]).to(
+                accel.device), reduction="sum").cpu()  # fmt: skip
+            n_pairs = float(totals[8])
+            tokens_seen += int(totals[9])
+            row = {
+                "step": step,
+                "epoch": epoch,
+                "loss": float(totals[0]) / n_pairs,
+                "rewards/accuracy": float(totals[1]) / n_pairs,
+                "rewards/margin": float(totals[2]) / n_pairs,
+                "rewards/chosen": float(totals[3]) / n_pairs,
+                "rewards/rejected": float(totals[4]) / n_pairs,
+                "logratio/chosen": float(totals[5]) / n_pairs,
+                "logps/chosen": float(totals[6]) / n_pairs,
+                "logps/rejected": float(totals[7]) / n_pairs,
+                "grad_norm": grad_norm,
+                "lr": lr,
+                "tokens": tokens_seen,
+                "tokens_per_s": speed.add(int(totals[9])),
+            }
+            log.write(row)
+            bar.update(row)
+            if loop.save_every and step % loop.save_every == 0 and step < total_steps:
+                accel.wait_for_everyone()
+                if accel.is_main_process:
+                    save_checkpoint(
+                        out, step, accel.unwrap_model(policy).lm, optimizer, scheduler,
+                        {"epoch": epoch, "tokens": tokens_seen}, loop.keep_checkpoints,
+                    )  # fmt: skip
+    finally:
+        bar.close()
+        log.close()
+    train_seconds = speed.elapsed()
+    accel.wait_for_everyone()
+    lm = accel.unwrap_model(policy).lm
+    model_dir = out / "model"
+    if accel.is_main_process:
+        model_dir = save_final(lm, tokenizer, out, cfg.lora)
+    accel.wait_for_everyone()
+    return TrainResult(
+        output_dir=out,
+        model_dir=model_dir,
+        metrics_path=out / "metrics.jsonl",
+        metrics=log.rows,
+        steps=step,
+        train_seconds=train_seconds,
+        tokens=tokens_seen,
+        skipped=len(pairs) - len(kept),
+    )
+

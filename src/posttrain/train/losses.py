@@ -1,0 +1,139 @@
+"""Training losses as pure functions of tensors: no models, no state, no config objects.
+
+Inputs are per-sequence sums of token log-probabilities (`*_logps`, shape (B,)) over the response tokens, their
+token counts (`*_lengths`), and, for the reward model, scalar rewards. Every function returns per-example losses
+(shape (B,)) so the caller decides how to reduce (mean over the batch, or a sum across gradient-accumulation steps).
+
+References: DPO (Rafailov et al. 2023, eq. 7), IPO (Azar et al. 2023, eq. 17, length-normalised as in TRL),
+Llama 3 §4.1.4 (DPO + 0.2 x NLL on the chosen response), CGPO's CODPO (Xu et al. 2024, eq. 14: length-normalised
+chosen likelihood), DPO-Positive / Smaug (Pal et al. 2024), Llama 2 §3.2.2 (Bradley-Terry reward loss with margin).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+
+def dpo_loss(
+    policy_chosen_logps: Tensor,
+    policy_rejected_logps: Tensor,
+    ref_chosen_logps: Tensor,
+    ref_rejected_logps: Tensor,
+    beta: float = 0.1,
+    label_smoothing: float = 0.0,
+) -> Tensor:
+    """DPO's sigmoid loss: -log σ(β·[(log π(y_w) - log π_ref(y_w)) - (log π(y_l) - log π_ref(y_l))]).
+
+    `label_smoothing` > 0 is conservative DPO (cDPO): the label is assumed flipped with that probability.
+    """
+    margin = (policy_chosen_logps - ref_chosen_logps) - (policy_rejected_logps - ref_rejected_logps)
+    return -(1 - label_smoothing) * F.logsigmoid(beta * margin) - label_smoothing * F.logsigmoid(-beta * margin)
+
+
+def ipo_loss(
+    policy_chosen_logps: Tensor,
+    policy_rejected_logps: Tensor,
+    ref_chosen_logps: Tensor,
+    ref_rejected_logps: Tensor,
+    chosen_lengths: Tensor,
+    rejected_lengths: Tensor,
+    beta: float = 0.1,
+) -> Tensor:
+    """IPO: (h - 1/(2β))² with h the difference of *per-token average* log-ratios.
+
+    The average (not the sum) keeps β comparable across response lengths; TRL does the same and reports that the
+    IPO authors confirmed it is the form behind their results.
+    """
+    chosen = (policy_chosen_logps - ref_chosen_logps) / chosen_lengths.clamp(min=1)
+    rejected = (policy_rejected_logps - ref_rejected_logps) / rejected_lengths.clamp(min=1)
+    return (chosen - rejected - 1 / (2 * beta)) ** 2
+
+
+def chosen_nll(policy_chosen_logps: Tensor, chosen_lengths: Tensor) -> Tensor:
+    """Length-normalised negative log-likelihood of the chosen response: -log π(y_w|x) / |y_w|.
+
+    This is the term Llama 3 adds to DPO (coefficient 0.2) and CODPO's `(λ/|a⁺|)·log π(a⁺|s)` with the sign that
+    raises the chosen likelihood.
+    """
+    return -policy_chosen_logps / chosen_lengths.clamp(min=1)
+
+
+def dpo_nll_loss(
+    policy_chosen_logps: Tensor,
+    policy_rejected_logps: Tensor,
+    ref_chosen_logps: Tensor,
+    ref_rejected_logps: Tensor,
+    chosen_lengths: Tensor,
+    beta: float = 0.1,
+    nll_coef: float = 0.2,
+) -> Tensor:
+    """DPO plus a length-normalised NLL on the chosen response (Llama 3: coefficient 0.2; CODPO: λ)."""
+    dpo = dpo_loss(policy_chosen_logps, policy_rejected_logps, ref_chosen_logps, ref_rejected_logps, beta)
+    return dpo + nll_coef * chosen_nll(policy_chosen_logps, chosen_lengths)
+
+
+def dpop_loss(
+    policy_chosen_logps: Tensor,
+    policy_rejected_logps: Tensor,
+    ref_chosen_logps: Tensor,
+    ref_rejected_logps: Tensor,
+    beta: float = 0.1,
+    lam: float = 50.0,
+) -> Tensor:
+    """DPO-Positive (Smaug): -log σ(β·[margin - λ·max(0, log π_ref(y_w) - log π(y_w))]).
+
+    The penalty is active only once the policy's chosen likelihood falls below the reference's, which is the failure
+    DPO-Positive targets (both log-probs falling while their margin grows). λ = 50 is the paper's value.
+    """
+    margin = (policy_chosen_logps - ref_chosen_logps) - (policy_rejected_logps - ref_rejected_logps)
+    penalty = torch.clamp(ref_chosen_logps - policy_chosen_logps, min=0)
+    return -F.logsigmoid(beta * (margin - lam * penalty))
+
+
+def implicit_rewards(
+    policy_chosen_logps: Tensor,
+    policy_rejected_logps: Tensor,
+    ref_chosen_logps: Tensor,
+    ref_rejected_logps: Tensor,
+    beta: float,
+) -> tuple[Tensor, Tensor]:
+    """DPO's implicit rewards β·log(π/π_ref) of the chosen and rejected responses (detached: for logging only)."""
+    chosen = beta * (policy_chosen_logps - ref_chosen_logps).detach()
+    rejected = beta * (policy_rejected_logps - ref_rejected_logps).detach()
+    return chosen, rejected
+
+
+def bradley_terry_loss(chosen_rewards: Tensor, rejected_rewards: Tensor, margin: Tensor | None = None) -> Tensor:
+    """Reward-model loss -log σ(r(y_w) - r(y_l) - m(r)) (Llama 2; Llama 3 drops the margin, so `margin=None`)."""
+    diff = chosen_rewards - rejected_rewards
+    if margin is not None:
+        diff = diff - margin
+    return -F.logsigmoid(diff)
+
+
+def ranked_bradley_terry_loss(rewards: Tensor, valid: Tensor) -> Tensor:
+    """Bradley-Terry over every ordered pair of a ranked list (edited > chosen > rejected in Llama 3's packed rows).
+
+    `rewards` (B, K) are ordered best first; `valid` (B, K) marks present responses. Returns the per-row mean of
+    -log σ(r_i - r_j) over present pairs i < j, so a row of two responses is exactly `bradley_terry_loss`.
+    """
+    diff = rewards.unsqueeze(2) - rewards.unsqueeze(1)  # [b, i, j] = r_i - r_j
+    k = rewards.shape[1]
+    better = torch.triu(torch.ones(k, k, dtype=torch.bool, device=rewards.device), diagonal=1)
+    pair_ok = better & valid.unsqueeze(2) & valid.unsqueeze(1)
+    losses = -F.logsigmoid(diff) * pair_ok
+    return losses.sum(dim=(1, 2)) / pair_ok.sum(dim=(1, 2)).clamp(min=1)
+
+
+def sft_loss(token_logps: Tensor, response_mask: Tensor, normalizer: float | None = None) -> Tensor:
+    """Cross-entropy on response tokens only: mean of -log p over the tokens where `response_mask` is true.
+
+    Token-level mean over the batch (every response token weighs the same), the convention of TRL and torchtune.
+    `normalizer` replaces the token count of this call, e.g. by the response tokens of a whole optimizer step when
+    a step is split into several passes. Returns a 0-d tensor.
+    """
+    mask = response_mask.to(token_logps.dtype)
+    count = mask.sum().clamp(min=1) if normalizer is None else normalizer
+    return -(token_logps * mask).sum() / count

@@ -1,0 +1,380 @@
+"""Reward-model training (Llama 2 §3.2.2 / Llama 3 §4.1.2), one readable loop.
+
+    result = train_reward(load_config(RMConfig, "recipes/rm.yaml"), pairs)
+
+The reward model is any causal LM with a scalar head (`AutoModelForSequenceClassification`, `num_labels=1`; the
+head starts random). The reward of a response is the head's output at the last token of the rendered
+conversation (the chat template's end-of-turn), for every response of a pair.
+
+Loss: Bradley-Terry, -log σ(r_chosen - r_rejected), with Llama 2's optional margin (`loss.use_margin`, read from
+a pair's `margin` field; Llama 3 drops it). A pair may carry a third, `edited` response (Llama 3: edited > chosen >
+rejected); the loss is then Bradley-Terry averaged over the three ordered pairs.
+
+Packing (`data.pack_responses`, Llama 3's efficiency approximation): the prompt is written once per row followed by
+all its responses; a block attention mask lets each response see the prompt and itself but not the other
+responses, and each response's positions continue from the end of the prompt, so every reward equals the one from
+the response's own unpacked sequence (tested) while the prompt is encoded once instead of 2-3 times.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from posttrain.errors import InputError
+from posttrain.records import Pair, Text
+from posttrain.train import losses
+from posttrain.train.data import (
+    Batch,
+    Sequence,
+    Source,
+    check_policy,
+    collate,
+    forward_passes,
+    long_prompt_error,
+    pad_token_id,
+    plan_batches,
+    render,
+)
+from posttrain.train.logprobs import unwrap
+from posttrain.train.runtime import (
+    DataConfig,
+    LoopConfig,
+    LoRAConfig,
+    MetricsLog,
+    ModelConfig,
+    Progress,
+    Throughput,
+    TrainResult,
+    apply_lora,
+    check_loop,
+    check_run_matches,
+    latest_checkpoint,
+    load_checkpoint,
+    load_tokenizer_and_check,
+    make_accelerator,
+    make_optimizer,
+    run_fingerprint,
+    save_checkpoint,
+    save_final,
+    set_threads,
+    torch_dtype,
+)
+
+
+@dataclass
+class RMLossConfig:
+    use_margin: bool = False  # Llama 2's margin m(r), from each pair's `margin` field (0 when absent)
+
+
+@dataclass
+class RMDataConfig(DataConfig):
+    mask_format_tokens: bool = False  # unused: a reward is read at the last token of the whole conversation
+    pack_responses: bool = False  # one row per prompt with all its responses (Llama 3)
+
+
+@dataclass
+class RMLoopConfig(LoopConfig):
+    output_dir: str = "runs/rm"
+
+
+@dataclass
+class RMConfig:
+    model: ModelConfig = field(default_factory=ModelConfig)
+    lora: LoRAConfig = field(default_factory=LoRAConfig)
+    data: RMDataConfig = field(default_factory=RMDataConfig)
+    train: RMLoopConfig = field(default_factory=RMLoopConfig)
+    loss: RMLossConfig = field(default_factory=RMLossConfig)
+
+
+def ranked_responses(pair: Pair) -> list[Text]:
+    """Best first: [edited,] chosen, rejected."""
+    edited = (pair.model_extra or {}).get("edited")
+    if edited is not None and not (isinstance(edited, str) and edited.strip()):
+        raise InputError("'edited' must be a non-empty string")
+    return ([edited] if edited is not None else []) + [pair.chosen, pair.rejected]
+
+
+def tokenize_pairs(
+    pairs: list[Pair], tokenizer: Any, data: DataConfig, source: Source
+) -> tuple[list[int], list[list[Sequence]]]:
+    kept, rows = [], []
+    for i, pair in enumerate(pairs):
+        try:
+            seqs = [render(tokenizer, pair.prompt, r, data.max_length, False) for r in ranked_responses(pair)]
+            if any(s is None for s in seqs):
+                if data.long_prompt == "skip":
+                    continue
+                raise long_prompt_error(data.max_length)
+        except InputError as err:
+            raise source.error(i, err) from None
+        kept.append(i)
+        rows.append([s for s in seqs if s is not None])
+    if not kept:
+        raise InputError("no pairs left to train on (all prompts exceeded data.max_length)", source.path)
+    return kept, rows
+
+
+def _shared_prefix(seqs: list[Sequence]) -> int:
+    n = min(len(s.ids) for s in seqs)
+    for k in range(n):
+        if any(s.ids[k] != seqs[0].ids[k] for s in seqs[1:]):
+            return k
+    return n - 1  # keep at least one token of each response
+
+
+def packed_rows(groups: list[list[Sequence]], pad: int) -> Batch:
+    """Each group (one prompt, 2-3 responses) as one row: shared prompt, then the responses side by side, with a
+    4-D block mask (response tokens see the prompt and their own earlier tokens only)."""
+    layouts, width = [], 0
+    for seqs in groups:
+        prefix = _shared_prefix(seqs)
+        ids, pos, block = list(seqs[0].ids[:prefix]), list(range(prefix)), [0] * prefix
+        ends = []
+        for b, s in enumerate(seqs, start=1):
+            tail = s.ids[prefix:]
+            ids += tail
+            pos += range(prefix, prefix + len(tail))
+            block += [b] * len(tail)
+            ends.append(len(ids) - 1)
+        layouts.append((ids, pos, block, ends))
+        width = max(width, len(ids))
+    input_ids = torch.full((len(groups), width), pad, dtype=torch.long)
+    position_ids = torch.zeros((len(groups), width), dtype=torch.long)
+    blocks = torch.full((len(groups), width), -1, dtype=torch.long)  # -1 = padding
+    seq_end = []
+    for r, (ids, pos, block, ends) in enumerate(layouts):
+        input_ids[r, : len(ids)] = torch.tensor(ids)
+        position_ids[r, : len(ids)] = torch.tensor(pos)
+        blocks[r, : len(ids)] = torch.tensor(block)
+        seq_end += [r * width + e for e in ends]
+    causal = torch.ones(width, width, dtype=torch.bool).tril()
+    q, k = blocks.unsqueeze(2), blocks.unsqueeze(1)
+    visible = causal & ((k == 0) | (k == q)) & (k >= 0)
+    visible |= torch.eye(width, dtype=torch.bool)  # padding rows attend to themselves (no all-masked softmax row)
+    n_tokens = int((blocks >= 0).sum())
+    empty = torch.zeros(0, dtype=torch.long)
+    return Batch(
+        input_ids=input_ids,
+        position_ids=position_ids,
+        attention_mask=visible.unsqueeze(1),
+        pred_index=empty,
+        target_ids=empty,
+        target_seq=empty,
+        n_seqs=len(seq_end),
+        n_tokens=n_tokens,
+        seq_end=torch.tensor(seq_end, dtype=torch.long),
+    )
+
+
+class RewardScores(nn.Module):
+    """Scalar reward at each sequence's last token; a module so DDP syncs its gradients."""
+
+    def __init__(self, model: Any):
+        super().__init__()
+        self.model = model
+
+    def forward(self, batch: Batch) -> Tensor:
+        base = unwrap(self.model)
+        head = base.score
+        device = next(head.parameters()).device
+        hidden = base.get_decoder()(
+            input_ids=batch.input_ids.to(device),
+            position_ids=batch.position_ids.to(device),
+            attention_mask=None if batch.attention_mask is None else batch.attention_mask.to(device),
+            use_cache=False,
+        ).last_hidden_state
+        last = hidden.reshape(-1, hidden.shape[-1]).index_select(0, batch.seq_end.to(device))
+        return head(last).squeeze(-1).float()
+
+
+def group_batch(rows: list[list[Sequence]], idx: list[int], pad: int, data: RMDataConfig) -> tuple[Batch, Tensor]:
+    """The batch of all responses of pairs `idx`, and a (pairs, max responses) index of their rewards (-1 absent)."""
+    groups = [rows[i] for i in idx]
+    k = max(len(g) for g in groups)
+    where = torch.full((len(groups), k), -1, dtype=torch.long)
+    n = 0
+    for r, g in enumerate(groups):
+        where[r, : len(g)] = torch.arange(n, n + len(g))
+        n += len(g)
+    if data.pack_responses:
+        return packed_rows(groups, pad), where
+    return collate([s for g in groups for s in g], pad, data.packing), where
+
+
+def load_reward_model(name: str, dtype: torch.dtype) -> tuple[Any, Any]:
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    from posttrain.models.embedded import resolve_model_path
+
+    path = resolve_model_path(name)
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    model = AutoModelForSequenceClassification.from_pretrained(path, num_labels=1, dtype=dtype)
+    return model, tokenizer
+
+
+def train_reward(
+    cfg: RMConfig, pairs: list[Pair], source: Source | None = None, model: Any = None, tokenizer: Any = None
+) -> TrainResult:
+    """Train a reward model on preference `pairs`; `model` (if given) must be a sequence-classification model."""
+    check_loop(cfg.train)
+    check_policy(cfg.data.long_prompt)
+    source = source or Source()
+    loop = cfg.train
+    set_threads(loop.threads)
+    torch.manual_seed(loop.seed)  # the reward head starts random: make it reproducible
+    accel = make_accelerator(loop)
+
+    if model is None:
+        model, tokenizer = load_reward_model(cfg.model.name, torch_dtype(cfg.model.dtype))
+    tokenizer = load_tokenizer_and_check(cfg.model, model, tokenizer)
+    kept, rows = tokenize_pairs(pairs, tokenizer, cfg.data, source)
+    if cfg.loss.use_margin and any(len(r) != 2 for r in rows):
+        raise InputError("loss.use_margin applies to chosen/rejected pairs; some pairs also have an 'edited' response")
+    margins = torch.tensor([float((pairs[i].model_extra or {}).get("margin", 0.0)) for i in kept])
+    pad = pad_token_id(tokenizer)
+    model.config.pad_token_id = pad
+
+    out = Path(loop.output_dir)
+    fingerprint = run_fingerprint(
+        [pairs[i].id for i in kept], cfg.model.name, cfg.data.__dict__, cfg.loss.__dict__, cfg.lora.__dict__,
+        {k: v for k, v in loop.__dict__.items() if k not in ("progress", "threads", "output_dir", "save_every")},
+    )  # fmt: skip
+    if loop.resume:
+        check_run_matches(out, fingerprint)
+    out.mkdir(parents=True, exist_ok=True)
+    if accel.is_main_process:
+        (out / "run.json").write_text(json.dumps({"fingerprint": fingerprint, "recipe": "rm"}), encoding="utf-8")
+
+    model = apply_lora(model, cfg.lora, task_type="SEQ_CLS")
+    model.train()
+    lengths = [sum(len(s.ids) for s in r) for r in rows]
+    micro_per_step = loop.grad_accum * accel.num_processes
+    steps_per_epoch = len(range(0, len(rows), loop.batch_size)) // micro_per_step
+    if steps_per_epoch == 0:
+        raise InputError(
+            f"{len(rows)} pairs do not fill one optimizer step of {micro_per_step} micro-batches of "
+            f"{loop.batch_size}; lower train.batch_size or train.grad_accum"
+        )
+    total_steps = steps_per_epoch * loop.epochs
+    if loop.max_steps is not None:
+        total_steps = min(total_steps, loop.max_steps)
+    optimizer, scheduler = make_optimizer(model, loop, total_steps)
+    scorer, optimizer = accel.prepare(RewardScores(model), optimizer)
+
+    step, tokens_seen = 0, 0
+    resume_from = latest_checkpoint(out) if loop.resume else None
+    if resume_from is not None:
+        state = load_checkpoint(resume_from, accel.unwrap_model(scorer).model, optimizer, scheduler)
+        step, tokens_seen = int(state["step"]), int(state.get("tokens", 0))
+    log = MetricsLog(out / "metrics.jsonl", step, enabled=accel.is_main_process)
+    bar = Progress(
+        total_steps, step, ["loss", "accuracy", "margin", "tokens_per_s"],
+        enabled=loop.progress and accel.is_main_process, title="rm",
+    )  # fmt: skip
+    speed = Throughput()
+    per_forward = loop.examples_per_forward
+    try:
+        while step < total_steps:
+            epoch, in_epoch = divmod(step, steps_per_epoch)
+            batches = plan_batches(
+                lengths, loop.batch_size, loop.seed, epoch, cfg.data.shuffle, cfg.data.bucket_by_length
+            )
+            first = in_epoch * micro_per_step + accel.process_index
+            mine = [batches[first + a * accel.num_processes] for a in range(loop.grad_accum)]
+            passes = forward_passes(mine, per_forward)
+            sums = torch.zeros(5, dtype=torch.float64)  # loss, accuracy, margin, mean reward, pairs
+            step_tokens = 0
+            for p, (idx, part) in enumerate(passes):
+                batch, where = group_batch(rows, part, pad, cfg.data)
+                sync = contextlib.nullcontext() if p == len(passes) - 1 else accel.no_sync(scorer)
+                with sync:
+                    with accel.autocast():
+                        flat = scorer(batch)
+                    rewards = flat[where.clamp(min=0).to(flat.device)]  # (pairs, K), best first
+                    valid = (where >= 0).to(flat.device)
+                    if cfg.loss.use_margin:
+                        per_pair = losses.bradley_terry_loss(
+                            rewards[:, 0], rewards[:, 1], margins[part].to(rewards)
+                        )  # fmt: skip
+                    else:
+                        per_pair = losses.ranked_bradley_terry_loss(rewards, valid)
+                    accel.backward(per_pair.sum() / (len(idx) * loop.grad_accum))
+                # chosen and rejected are the last two responses of every row
+                last = valid.sum(dim=1) - 1
+                rows_idx = torch.arange(len(part), device=rewards.device)
+                r_chosen, r_rejected = rewards[rows_idx, last - 1].detach(), rewards[rows_idx, last].detach()
+                sums += torch.stack(
+                    [
+                        per_pair.detach().sum().double().cpu(),
+                        (r_chosen > r_rejected).double().sum().cpu(),
+                        (r_chosen - r_rejected).double().sum().cpu(),
+                        ((r_chosen + r_rejected) / 2).double().sum().cpu(),
+                        torch.tensor(float(len(part)), dtype=torch.float64),
+                    ]
+                )
+                step_tokens += batch.n_tokens
+            grad_norm = (
+                float(accel.clip_grad_norm_(scorer.parameters(), loop.max_grad_norm))
+                if loop.max_grad_norm is not None
+                else float("nan")
+            )
+            lr = scheduler.get_last_lr()[0]
+            optimizer.step()
+            scheduler.step()
+            optimizer.zero_grad(set_to_none=True)
+            step += 1
+
+            totals = accel.reduce(
+                torch.cat([sums, torch.tensor([float(step_tokens)], dtype=torch.float64)]).to(accel.device),
+                reduction="sum",
+            ).cpu()
+            n_pairs = float(totals[4])
+            tokens_seen += int(totals[5])
+            row = {
+                "step": step,
+                "epoch": epoch,
+                "loss": float(totals[0]) / n_pairs,
+                "accuracy": float(totals[1]) / n_pairs,
+                "margin": float(totals[2]) / n_pairs,
+                "reward_mean": float(totals[3]) / n_pairs,
+                "grad_norm": grad_norm,
+                "lr": lr,
+                "tokens": tokens_seen,
+                "tokens_per_s": speed.add(int(totals[5])),
+            }
+            log.write(row)
+            bar.update(row)
+            if loop.save_every and step % loop.save_every == 0 and step < total_steps:
+                accel.wait_for_everyone()
+                if accel.is_main_process:
+                    save_checkpoint(
+                        out, step, accel.unwrap_model(scorer).model, optimizer, scheduler,
+                        {"epoch": epoch, "tokens": tokens_seen}, loop.keep_checkpoints,
+                    )  # fmt: skip
+    finally:
+        bar.close()
+        log.close()
+    train_seconds = speed.elapsed()
+    accel.wait_for_everyone()
+    trained = accel.unwrap_model(scorer).model
+    model_dir = out / "model"
+    if accel.is_main_process:
+        model_dir = save_final(trained, tokenizer, out, cfg.lora)
+    accel.wait_for_everyone()
+    return TrainResult(
+        output_dir=out,
+        model_dir=model_dir,
+        metrics_path=out / "metrics.jsonl",
+        metrics=log.rows,
+        steps=step,
+        train_seconds=train_seconds,
+        tokens=tokens_seen,
+        skipped=len(pairs) - len(kept),
+    )

@@ -1,0 +1,345 @@
+"""What every recipe needs around its loop: configs, model + LoRA setup, optimizer and schedule, resumable
+checkpoints, JSONL metrics, the progress bar, and the final HF-format save.
+
+The loops themselves stay in `sft.py`, `reward.py` and `dpo.py`, one readable file per method.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import random
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from posttrain.errors import InputError
+from posttrain.records import atomic_write_text, content_id
+
+# ---------------------------------------------------------------------------------------------------- configs
+
+
+@dataclass
+class ModelConfig:
+    name: str = "embedded"  # "embedded" or a local HF model directory
+    tokenizer: str | None = None  # a different tokenizer directory (checked against the model's embeddings)
+    dtype: str = "float32"  # float32 | bfloat16 (weights); mixed precision is train.mixed_precision
+
+
+@dataclass
+class LoRAConfig:
+    enabled: bool = False
+    r: int = 16
+    alpha: int = 32
+    dropout: float = 0.0
+    target_modules: list[str] = field(
+        default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+    )
+
+
+@dataclass
+class DataConfig:
+    path: str | None = None  # records file (JSONL/Parquet); the library entry points take records directly
+    max_length: int = 1024
+    long_prompt: str = "error"  # error | skip (see posttrain.train.data for the truncation policy)
+    mask_format_tokens: bool = True
+    packing: bool = True  # padding-free batches (block-diagonal attention); False = right-padded batches
+    bucket_by_length: bool = True
+    shuffle: bool = True
+
+
+@dataclass
+class LoopConfig:
+    output_dir: str = "runs/train"
+    epochs: int = 1
+    max_steps: int | None = None
+    batch_size: int = 4  # examples per micro-batch per process
+    grad_accum: int = 1
+    # Examples per forward/backward pass inside a micro-batch (None = the whole micro-batch). Losses are per example,
+    # so the gradient is the same; smaller passes hold fewer activations (1 = least memory; larger can be faster
+    # on a GPU).
+    examples_per_forward: int | None = 1
+    lr: float = 1e-5
+    weight_decay: float = 0.0
+    betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
+    scheduler: str = "cosine"  # cosine | linear | constant
+    warmup_steps: int = 0
+    min_lr_ratio: float = 0.0
+    max_grad_norm: float | None = 1.0
+    seed: int = 0
+    save_every: int = 0  # optimizer steps between checkpoints; 0 = only the final model
+    keep_checkpoints: int = 2
+    resume: bool = True
+    mixed_precision: str = "no"  # no | bf16 (autocast where the hardware supports it)
+    threads: int | None = None  # torch intra-op threads
+    logprob_chunk: int = 1024  # target tokens per LM-head chunk
+    progress: bool = True
+
+
+SCHEDULERS = ("cosine", "linear", "constant")
+
+
+@dataclass
+class TrainResult:
+    output_dir: Path
+    model_dir: Path
+    metrics_path: Path
+    metrics: list[dict[str, Any]]
+    steps: int
+    train_seconds: float
+    tokens: int
+    skipped: int = 0
+
+    @property
+    def final(self) -> dict[str, Any]:
+        return self.metrics[-1] if self.metrics else {}
+
+
+def check_loop(loop: LoopConfig) -> None:
+    if loop.scheduler not in SCHEDULERS:
+        raise InputError(f"train.scheduler must be one of {', '.join(SCHEDULERS)}, got '{loop.scheduler}'")
+    if loop.mixed_precision not in ("no", "bf16"):
+        raise InputError(f"train.mixed_precision must be 'no' or 'bf16', got '{loop.mixed_precision}'")
+    for name in ("batch_size", "grad_accum", "epochs", "examples_per_forward"):
+        if (getattr(loop, name) or 1) < 1:
+            raise InputError(f"train.{name} must be at least 1")
+
+
+# ---------------------------------------------------------------------------------------------------- model
+
+
+def load_tokenizer_and_check(model_cfg: ModelConfig, model: Any, tokenizer: Any) -> Any:
+    from transformers import AutoTokenizer
+
+    from posttrain.train.data import check_tokenizer
+
+    if model_cfg.tokenizer:
+        if not Path(model_cfg.tokenizer).is_dir():
+            raise InputError(f"tokenizer directory not found: {model_cfg.tokenizer}")
+        tokenizer = AutoTokenizer.from_pretrained(model_cfg.tokenizer)
+    check_tokenizer(model, tokenizer)
+    return tokenizer
+
+
+def torch_dtype(name: str) -> torch.dtype:
+    dtypes = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+    if name not in dtypes:
+        raise InputError(f"model.dtype must be one of {', '.join(dtypes)}, got '{name}'")
+    return dtypes[name]
+
+
+def apply_lora(model: Any, lora: LoRAConfig, task_type: str = "CAUSAL_LM") -> Any:
+    if not lora.enabled:
+        return model
+    from peft import LoraConfig, get_peft_model
+
+    names = {n.rsplit(".", 1)[-1] for n, _ in model.named_modules()}
+    missing = [t for t in lora.target_modules if t not in names]
+    if missing:
+        raise InputError(f"lora.target_modules not found in the model: {', '.join(missing)}")
+    config = LoraConfig(
+        r=lora.r,
+        lora_alpha=lora.alpha,
+        lora_dropout=lora.dropout,
+        target_modules=list(lora.target_modules),
+        task_type=task_type,
+    )
+    return get_peft_model(model, config)
+
+
+def make_optimizer(model: Any, loop: LoopConfig, total_steps: int) -> tuple[Any, Any]:
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(
+        params, lr=loop.lr, betas=(loop.betas[0], loop.betas[1]), weight_decay=loop.weight_decay
+    )
+
+    def factor(step: int) -> float:
+        if step < loop.warmup_steps:
+            return (step + 1) / (loop.warmup_steps + 1)
+        if loop.scheduler == "constant":
+            return 1.0
+        progress = min(1.0, (step - loop.warmup_steps) / max(1, total_steps - loop.warmup_steps))
+        shape = 0.5 * (1 + math.cos(math.pi * progress)) if loop.scheduler == "cosine" else 1 - progress
+        return loop.min_lr_ratio + (1 - loop.min_lr_ratio) * shape
+
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+    return optimizer, scheduler
+
+
+def save_final(model: Any, tokenizer: Any, out: Path, lora: LoRAConfig) -> Path:
+    """The trained model in HF format at `out/model` (LoRA: merged weights; the adapter also at `out/adapter`)."""
+    target, staging = out / "model", out / ".model.tmp"
+    shutil.rmtree(staging, ignore_errors=True)
+    if lora.enabled:
+        model.save_pretrained(out / "adapter")
+        model = model.merge_and_unload()
+    model.save_pretrained(staging)
+    tokenizer.save_pretrained(staging)
+    shutil.rmtree(target, ignore_errors=True)
+    os.replace(staging, target)
+    return target
+
+
+# ---------------------------------------------------------------------------------------------------- checkpoints
+
+
+def _trainable_state(model: Any) -> dict[str, torch.Tensor]:
+    return {n: p.detach().cpu().clone() for n, p in model.named_parameters() if p.requires_grad}
+
+
+def save_checkpoint(
+    out: Path, step: int, model: Any, optimizer: Any, scheduler: Any, position: dict[str, Any], keep: int
+) -> None:
+    """Everything a rerun needs to continue bit-for-bit: weights that train, optimizer, schedule, data position, RNG.
+
+    Written to a temporary directory and renamed, so a crash mid-save leaves the previous checkpoint usable.
+    """
+    root = out / "checkpoints"
+    final, staging = root / f"step-{step:08d}", root / f".step-{step:08d}.tmp"
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    torch.save(_trainable_state(model), staging / "trainable.pt")
+    torch.save(optimizer.state_dict(), staging / "optimizer.pt")
+    torch.save(scheduler.state_dict(), staging / "scheduler.pt")
+    rng = {"torch": torch.get_rng_state(), "python": random.getstate()}
+    torch.save(rng, staging / "rng.pt")
+    (staging / "state.json").write_text(json.dumps({"step": step, **position}), encoding="utf-8")
+    shutil.rmtree(final, ignore_errors=True)
+    os.replace(staging, final)
+    for old in sorted(root.glob("step-*"))[:-keep] if keep > 0 else []:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def latest_checkpoint(out: Path) -> Path | None:
+    done = sorted(p for p in (out / "checkpoints").glob("step-*") if (p / "state.json").exists())
+    return done[-1] if done else None
+
+
+def load_checkpoint(path: Path, model: Any, optimizer: Any, scheduler: Any) -> dict[str, Any]:
+    state = torch.load(path / "trainable.pt", map_location="cpu")
+    missing = set(state) - {n for n, _ in model.named_parameters()}
+    if missing:
+        raise InputError(f"checkpoint does not match the model (e.g. '{sorted(missing)[0]}')", path)
+    params = dict(model.named_parameters())
+    with torch.no_grad():
+        for name, value in state.items():
+            params[name].copy_(value)
+    optimizer.load_state_dict(torch.load(path / "optimizer.pt", map_location="cpu"))
+    scheduler.load_state_dict(torch.load(path / "scheduler.pt", map_location="cpu"))
+    rng = torch.load(path / "rng.pt", weights_only=False)
+    torch.set_rng_state(rng["torch"])
+    random.setstate(rng["python"])
+    return dict(json.loads((path / "state.json").read_text(encoding="utf-8")))
+
+
+def run_fingerprint(*parts: Any) -> str:
+    return content_id(*parts)
+
+
+def check_run_matches(out: Path, fingerprint: str) -> None:
+    """A rerun may resume only the same job: same data, model and settings that change the trajectory."""
+    marker = out / "run.json"
+    if marker.exists():
+        previous = json.loads(marker.read_text(encoding="utf-8")).get("fingerprint")
+        if previous != fingerprint and latest_checkpoint(out) is not None:
+            raise InputError(
+                "output directory holds checkpoints of a different run (other data or settings); "
+                "use a new train.output_dir or set train.resume=false",
+                marker,
+            )
+
+
+# ---------------------------------------------------------------------------------------------------- metrics
+
+
+class MetricsLog:
+    """One JSON line per optimizer step at `out/metrics.jsonl`; a resumed run drops lines after its checkpoint."""
+
+    def __init__(self, path: Path, resume_step: int, enabled: bool):
+        self.path = path
+        self.enabled = enabled
+        self.rows: list[dict[str, Any]] = []
+        if not enabled:
+            return
+        if path.exists() and resume_step > 0:
+            for line in path.read_text(encoding="utf-8").splitlines():
+                row = json.loads(line) if line.strip() else None
+                if row and row.get("step", 0) <= resume_step:
+                    self.rows.append(row)
+        atomic_write_text(path, "".join(json.dumps(r) + "\n" for r in self.rows))
+        self._handle = path.open("a", encoding="utf-8")
+
+    def write(self, row: dict[str, Any]) -> None:
+        self.rows.append(row)
+        if self.enabled:
+            self._handle.write(json.dumps(row) + "\n")
+            self._handle.flush()
+
+    def close(self) -> None:
+        if self.enabled:
+            self._handle.close()
+
+
+class Progress:
+    """A Rich progress bar with the latest metrics (main process only)."""
+
+    def __init__(self, total: int, start: int, fields: list[str], enabled: bool, title: str):
+        self.enabled = enabled
+        self.fields = fields
+        if not enabled:
+            return
+        from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
+        from rich.progress import Progress as RichProgress
+
+        self._bar = RichProgress(
+            TextColumn(f"[bold]{title}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            TextColumn("{task.fields[stats]}"),
+        )
+        self._bar.start()
+        self._task = self._bar.add_task(title, total=total, completed=start, stats="")
+
+    def update(self, row: dict[str, Any]) -> None:
+        if not self.enabled:
+            return
+        stats = "  ".join(f"{k} {row[k]:.4g}" for k in self.fields if k in row)
+        self._bar.update(self._task, completed=row["step"], stats=stats)
+
+    def close(self) -> None:
+        if self.enabled:
+            self._bar.stop()
+
+
+class Throughput:
+    """Tokens per second over the whole run so far (the figure the benchmark compares)."""
+
+    def __init__(self, tokens: int = 0):
+        self.start = time.perf_counter()
+        self.tokens = tokens
+
+    def add(self, tokens: int) -> float:
+        self.tokens += tokens
+        return self.tokens / max(1e-9, self.elapsed())
+
+    def elapsed(self) -> float:
+        return time.perf_counter() - self.start
+
+
+def make_accelerator(loop: LoopConfig) -> Any:
+    """accelerate's Accelerator; without CUDA it is told to use the CPU, which is also what makes a `torchrun`
+    launch on a CPU machine a multi-process (gloo) run instead of N independent ones."""
+    from accelerate import Accelerator
+
+    return Accelerator(mixed_precision=loop.mixed_precision, cpu=not torch.cuda.is_available())
+
+
+def set_threads(threads: int | None) -> None:
+    if threads:
+        torch.set_num_threads(threads)

@@ -1,0 +1,273 @@
+"""Supervised fine-tuning: cross-entropy on the response tokens only (Llama 3 §4.1.3), one readable loop.
+
+    result = train_sft(load_config(SFTConfig, "recipes/sft.yaml"), examples)
+
+An example is `prompt` + `completion` (strings or chat messages, as a `Sample` row), or `messages`: a conversation
+whose trailing assistant message(s) are the response and everything before them the prompt (earlier assistant
+turns are context, not targets). The chat template renders both; prompt tokens are never targets. The end-of-turn
+token *is* a target by default (`data.mask_format_tokens=false`), so the model learns to stop.
+
+The loss is the mean over all response tokens of an optimizer step (every token weighs the same, TRL's and
+torchtune's convention); under DDP each process normalises by its own token count and gradients are averaged.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+import torch
+from pydantic import model_validator
+
+from posttrain.errors import InputError
+from posttrain.records import Message, Record, Text
+from posttrain.train import losses
+from posttrain.train.data import (
+    Sequence,
+    Source,
+    check_policy,
+    collate,
+    forward_passes,
+    long_prompt_error,
+    pad_token_id,
+    plan_batches,
+    render,
+)
+from posttrain.train.logprobs import TokenLogps, check_supported
+from posttrain.train.runtime import (
+    DataConfig,
+    LoopConfig,
+    LoRAConfig,
+    MetricsLog,
+    ModelConfig,
+    Progress,
+    Throughput,
+    TrainResult,
+    apply_lora,
+    check_loop,
+    check_run_matches,
+    latest_checkpoint,
+    load_checkpoint,
+    load_tokenizer_and_check,
+    make_accelerator,
+    make_optimizer,
+    run_fingerprint,
+    save_checkpoint,
+    save_final,
+    set_threads,
+    torch_dtype,
+)
+
+
+class SFTExample(Record):
+    """One SFT row: `prompt` + `completion`, or `messages` ending with the assistant's response."""
+
+    prompt: Text | None = None
+    completion: Text | None = None
+    messages: list[Message] | None = None
+    _id_fields: ClassVar[tuple[str, ...]] = ("prompt", "completion", "messages")
+
+    @model_validator(mode="after")
+    def _one_form(self) -> SFTExample:
+        if self.messages is not None:
+            if not self.messages or self.messages[-1].role != "assistant":
+                raise ValueError("'messages' must end with an assistant message (the response to train on)")
+            if all(m.role == "assistant" for m in self.messages):
+                raise ValueError("'messages' has no prompt before the assistant response")
+        elif self.prompt is None or self.completion is None:
+            raise ValueError("give 'prompt' and 'completion', or 'messages'")
+        return self
+
+    def prompt_and_response(self) -> tuple[Text, Text]:
+        if self.messages is None:
+            assert self.prompt is not None and self.completion is not None
+            return self.prompt, self.completion
+        split = len(self.messages)
+        while split > 0 and self.messages[split - 1].role == "assistant":
+            split -= 1
+        return list(self.messages[:split]), list(self.messages[split:])
+
+
+@dataclass
+class SFTDataConfig(DataConfig):
+    mask_format_tokens: bool = False  # the end-of-turn token stays a target, so the model learns to stop
+
+
+@dataclass
+class SFTLoopConfig(LoopConfig):
+    output_dir: str = "runs/sft"
+
+
+@dataclass
+class SFTConfig:
+    model: ModelConfig = field(default_factory=ModelConfig)
+    lora: LoRAConfig = field(default_factory=LoRAConfig)
+    data: SFTDataConfig = field(default_factory=SFTDataConfig)
+    train: SFTLoopConfig = field(default_factory=SFTLoopConfig)
+
+
+def tokenize_examples(
+    examples: list[SFTExample], tokenizer: Any, data: DataConfig, source: Source
+) -> tuple[list[int], list[Sequence]]:
+    kept, seqs = [], []
+    for i, example in enumerate(examples):
+        try:
+            prompt, response = example.prompt_and_response()
+            seq = render(tokenizer, prompt, response, data.max_length, data.mask_format_tokens)
+            if seq is None:
+                if data.long_prompt == "skip":
+                    continue
+                raise long_prompt_error(data.max_length)
+        except InputError as err:
+            raise source.error(i, err) from None
+        kept.append(i)
+        seqs.append(seq)
+    if not kept:
+        raise InputError("no examples left to train on (all prompts exceeded data.max_length)", source.path)
+    return kept, seqs
+
+
+def train_sft(
+    cfg: SFTConfig,
+    examples: list[SFTExample],
+    source: Source | None = None,
+    model: Any = None,
+    tokenizer: Any = None,
+) -> TrainResult:
+    """Fine-tune on `examples`; returns where the model and metrics are."""
+    from posttrain.models.embedded import load_model_and_tokenizer
+
+    check_loop(cfg.train)
+    check_policy(cfg.data.long_prompt)
+    source = source or Source()
+    loop = cfg.train
+    set_threads(loop.threads)
+    torch.manual_seed(loop.seed)
+    accel = make_accelerator(loop)
+
+    if model is None:
+        model, tokenizer = load_model_and_tokenizer(cfg.model.name, dtype=torch_dtype(cfg.model.dtype))
+    tokenizer = load_tokenizer_and_check(cfg.model, model, tokenizer)
+    check_supported(model)
+    kept, seqs = tokenize_examples(examples, tokenizer, cfg.data, source)
+    pad = pad_token_id(tokenizer)
+
+    out = Path(loop.output_dir)
+    fingerprint = run_fingerprint(
+        [examples[i].id for i in kept], cfg.model.name, cfg.data.__dict__, cfg.lora.__dict__,
+        {k: v for k, v in loop.__dict__.items() if k not in ("progress", "threads", "output_dir", "save_every")},
+    )  # fmt: skip
+    if loop.resume:
+        check_run_matches(out, fingerprint)
+    out.mkdir(parents=True, exist_ok=True)
+    if accel.is_main_process:
+        (out / "run.json").write_text(json.dumps({"fingerprint": fingerprint, "recipe": "sft"}), encoding="utf-8")
+
+    model = apply_lora(model, cfg.lora)
+    model.train()
+    lengths = [len(s.ids) for s in seqs]
+    micro_per_step = loop.grad_accum * accel.num_processes
+    steps_per_epoch = len(range(0, len(seqs), loop.batch_size)) // micro_per_step
+    if steps_per_epoch == 0:
+        raise InputError(
+            f"{len(seqs)} examples do not fill one optimizer step of {micro_per_step} micro-batches of "
+            f"{loop.batch_size}; lower train.batch_size or train.grad_accum"
+        )
+    total_steps = steps_per_epoch * loop.epochs
+    if loop.max_steps is not None:
+        total_steps = min(total_steps, loop.max_steps)
+    optimizer, scheduler = make_optimizer(model, loop, total_steps)
+    policy = TokenLogps(model, loop.logprob_chunk)
+    policy, optimizer = accel.prepare(policy, optimizer)
+
+    step, tokens_seen = 0, 0
+    resume_from = latest_checkpoint(out) if loop.resume else None
+    if resume_from is not None:
+        state = load_checkpoint(resume_from, accel.unwrap_model(policy).lm, optimizer, scheduler)
+        step, tokens_seen = int(state["step"]), int(state.get("tokens", 0))
+    log = MetricsLog(out / "metrics.jsonl", step, enabled=accel.is_main_process)
+    bar = Progress(
+        total_steps, step, ["loss", "tokens_per_s"], enabled=loop.progress and accel.is_main_process, title="sft"
+    )
+    speed = Throughput()
+    per_forward = loop.examples_per_forward
+    try:
+        while step < total_steps:
+            epoch, in_epoch = divmod(step, steps_per_epoch)
+            batches = plan_batches(
+                lengths, loop.batch_size, loop.seed, epoch, cfg.data.shuffle, cfg.data.bucket_by_length
+            )
+            first = in_epoch * micro_per_step + accel.process_index
+            mine = [batches[first + a * accel.num_processes] for a in range(loop.grad_accum)]
+            step_targets = sum(seqs[i].n_targets for idx in mine for i in idx)
+            passes = forward_passes(mine, per_forward)
+            loss_sum, step_tokens = 0.0, 0
+            for p, (_, part) in enumerate(passes):
+                batch = collate([seqs[i] for i in part], pad, cfg.data.packing)
+                sync = contextlib.nullcontext() if p == len(passes) - 1 else accel.no_sync(policy)
+                with sync:
+                    with accel.autocast():
+                        token_logps = policy(batch)
+                    # Divided by the whole step's token count: every response token of the step weighs the same.
+                    loss = losses.sft_loss(token_logps, torch.ones_like(token_logps), normalizer=step_targets)
+                    accel.backward(loss)
+                loss_sum += float(loss.detach()) * step_targets
+                step_tokens += batch.n_tokens
+            grad_norm = (
+                float(accel.clip_grad_norm_(policy.parameters(), loop.max_grad_norm))
+                if loop.max_grad_norm is not None
+                else float("nan")
+            )
+            lr = scheduler.get_last_lr()[0]
+            optimizer.step()
+            scheduler.step()
+            optimizer.zero_grad(set_to_none=True)
+            step += 1
+
+            totals = accel.reduce(
+                torch.tensor([loss_sum, float(step_targets), float(step_tokens)], dtype=torch.float64).to(accel.device),
+                reduction="sum",
+            ).cpu()  # fmt: skip
+            tokens_seen += int(totals[2])
+            row = {
+                "step": step,
+                "epoch": epoch,
+                "loss": float(totals[0] / totals[1]),
+                "target_tokens": int(totals[1]),
+                "grad_norm": grad_norm,
+                "lr": lr,
+                "tokens": tokens_seen,
+                "tokens_per_s": speed.add(int(totals[2])),
+            }
+            log.write(row)
+            bar.update(row)
+            if loop.save_every and step % loop.save_every == 0 and step < total_steps:
+                accel.wait_for_everyone()
+                if accel.is_main_process:
+                    save_checkpoint(
+                        out, step, accel.unwrap_model(policy).lm, optimizer, scheduler,
+                        {"epoch": epoch, "tokens": tokens_seen}, loop.keep_checkpoints,
+                    )  # fmt: skip
+    finally:
+        bar.close()
+        log.close()
+    train_seconds = speed.elapsed()
+    accel.wait_for_everyone()
+    lm = accel.unwrap_model(policy).lm
+    model_dir = out / "model"
+    if accel.is_main_process:
+        model_dir = save_final(lm, tokenizer, out, cfg.lora)
+    accel.wait_for_everyone()
+    return TrainResult(
+        output_dir=out,
+        model_dir=model_dir,
+        metrics_path=out / "metrics.jsonl",
+        metrics=log.rows,
+        steps=step,
+        train_seconds=train_seconds,
+        tokens=tokens_seen,
+        skipped=len(examples) - len(kept),
+    )

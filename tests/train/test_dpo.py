@@ -1,0 +1,138 @@
+"""The DPO recipe on a tiny model: bad input, the reference cache, LoRA, and bit-exact resume from a checkpoint."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from posttrain.config import load_config
+from posttrain.errors import InputError
+from posttrain.records import Pair
+from posttrain.train.data import Source
+from posttrain.train.dpo import DPOConfig, train_dpo
+
+
+def lowercase_pairs(n: int) -> list[Pair]:
+    return [
+        Pair(
+            prompt=f"Describe thing {i} in one sentence.",
+            chosen=f"thing {i} is small and round and very useful.",
+            rejected=f"Thing {i} Is Small And Round And Very Useful.",
+        )
+        for i in range(n)
+    ]
+
+
+def config(model_dir, out, *overrides: str) -> DPOConfig:
+    base = [
+        f"model.name={model_dir}",
+        f"train.output_dir={out}",
+        "train.batch_size=2",
+        "train.lr=1e-3",
+        "train.progress=false",
+        "data.max_length=128",
+    ]
+    return load_config(DPOConfig, None, base + list(overrides))
+
+
+def test_trains_saves_and_logs(tiny_model_dir, tmp_path):
+    result = train_dpo(config(tiny_model_dir, tmp_path / "run"), lowercase_pairs(6))
+    assert result.steps == 3
+    lines = (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()
+    assert [json.loads(line)["step"] for line in lines] == [1, 2, 3]
+    first = json.loads(lines[0])
+    assert first["loss"] == pytest.approx(0.6931, abs=1e-3)  # policy == reference at step 1
+    assert {"rewards/accuracy", "rewards/margin", "tokens_per_s", "logratio/chosen"} <= set(first)
+    assert (result.model_dir / "config.json").exists() and (result.model_dir / "tokenizer_config.json").exists()
+    assert (tmp_path / "run" / "reference_logps.pt").exists()
+
+
+def test_resume_continues_exactly(tiny_model_dir, tmp_path):
+    pairs = lowercase_pairs(8)
+    out = tmp_path / "run"
+    full = train_dpo(config(tiny_model_dir, out, "train.save_every=2", "data.shuffle=true"), pairs)
+    assert (out / "checkpoints" / "step-00000002").exists()
+    # A rerun in the same directory resumes from the step-2 checkpoint and must redo steps 3-4 identically.
+    again = train_dpo(config(tiny_model_dir, out, "train.save_every=2", "data.shuffle=true"), pairs)
+    assert [m["step"] for m in again.metrics] == [1, 2, 3, 4]
+    for a, b in zip(full.metrics[2:], again.metrics[2:], strict=True):
+        assert a["loss"] == pytest.approx(b["loss"], abs=1e-9)
+        assert a["rewards/margin"] == pytest.approx(b["rewards/margin"], abs=1e-9)
+    lines = (out / "metrics.jsonl").read_text().splitlines()
+    assert [json.loads(line)["step"] for line in lines] == [1, 2, 3, 4]
+
+
+def test_different_run_in_same_dir_is_refused(tiny_model_dir, tmp_path):
+    out = tmp_path / "run"
+    train_dpo(config(tiny_model_dir, out, "train.save_every=1"), lowercase_pairs(4))
+    with pytest.raises(InputError, match="different run"):
+        train_dpo(config(tiny_model_dir, out, "train.save_every=1"), lowercase_pairs(6))
+
+
+def test_grad_accum_and_forward_splits_give_the_same_first_step(tiny_model_dir, tmp_path):
+    pairs = lowercase_pairs(4)
+    whole = train_dpo(
+        config(tiny_model_dir, tmp_path / "a", "train.batch_size=4", "train.examples_per_forward=null",
+               "data.shuffle=false", "data.bucket_by_length=false", "train.max_steps=2"), pairs,
+    )  # fmt: skip
+    split = train_dpo(
+        config(tiny_model_dir, tmp_path / "b", "train.batch_size=2", "train.grad_accum=2",
+               "train.examples_per_forward=1", "data.shuffle=false", "data.bucket_by_length=false"), pairs,
+    )  # fmt: skip
+    # Same data per optimizer step -> same loss and same update, so step 2 also agrees.
+    assert whole.steps == 1 and split.steps == 1
+    assert whole.metrics[0]["loss"] == pytest.approx(split.metrics[0]["loss"], abs=1e-6)
+    assert whole.metrics[0]["grad_norm"] == pytest.approx(split.metrics[0]["grad_norm"], rel=1e-4)
+
+
+def test_lora_trains_adapter_and_saves_merged(tiny_model_dir, tmp_path):
+    result = train_dpo(
+        config(tiny_model_dir, tmp_path / "run", "lora.enabled=true", "lora.r=4", "train.lr=1e-2"),
+        lowercase_pairs(4),
+    )
+    assert (tmp_path / "run" / "adapter" / "adapter_config.json").exists()
+    from transformers import AutoModelForCausalLM
+
+    merged = AutoModelForCausalLM.from_pretrained(result.model_dir)
+    base = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
+    changed = any(
+        not torch.equal(p, q) for (_, p), (_, q) in zip(merged.named_parameters(), base.named_parameters(), strict=True)
+    )
+    assert changed and result.metrics[-1]["rewards/margin"] != 0
+
+
+@pytest.mark.parametrize("loss", ["loss.type=ipo", "loss.type=dpop", "loss.nll_coef=0.2"])
+def test_other_losses_run(tiny_model_dir, tmp_path, loss):
+    result = train_dpo(config(tiny_model_dir, tmp_path / "run", loss, "train.max_steps=1"), lowercase_pairs(2))
+    assert result.steps == 1 and result.metrics[0]["loss"] > 0
+
+
+def test_long_prompt_is_an_error_with_location_or_skipped(tiny_model_dir, tmp_path):
+    pairs = lowercase_pairs(3)
+    pairs[1] = Pair(prompt="word " * 200, chosen="fine.", rejected="Fine.")
+    out = tmp_path / "run"
+    with pytest.raises(InputError, match=r"pairs.jsonl:7: the prompt leaves no room"):
+        train_dpo(config(tiny_model_dir, out), pairs, Source("pairs.jsonl", [1, 7, 9]))
+    assert not out.exists()  # bad input leaves no output behind
+    result = train_dpo(config(tiny_model_dir, out, "data.long_prompt=skip"), pairs)
+    assert result.skipped == 1 and result.steps == 1
+
+
+def test_mismatched_tokenizer_is_refused(tmp_path, tokenizer):
+    from tests.train.conftest import tiny_llama
+
+    small = tmp_path / "small"
+    tiny_llama(vocab_size=1000).save_pretrained(small)
+    tokenizer.save_pretrained(small)
+    with pytest.raises(InputError, match="mismatched tokenizer"):
+        train_dpo(config(small, tmp_path / "run"), lowercase_pairs(2))
+    assert not (tmp_path / "run").exists()
+
+
+def test_bad_config_values(tiny_model_dir, tmp_path):
+    with pytest.raises(InputError, match="loss.type"):
+        train_dpo(config(tiny_model_dir, tmp_path / "r", "loss.type=hinge"), lowercase_pairs(2))
+    with pytest.raises(InputError, match="long_prompt"):
+        train_dpo(config(tiny_model_dir, tmp_path / "r", "data.long_prompt=cut"), lowercase_pairs(2))

@@ -1,0 +1,60 @@
+"""The SFT recipe on a tiny model: prompt/completion and messages rows, loss going down, bad rows."""
+
+from __future__ import annotations
+
+import pytest
+
+from posttrain.config import load_config
+from posttrain.errors import InputError
+from posttrain.records import parse_row
+from posttrain.train.sft import SFTConfig, SFTExample, train_sft
+
+
+def config(model_dir, out, *overrides: str) -> SFTConfig:
+    base = [f"model.name={model_dir}", f"train.output_dir={out}", "train.batch_size=2", "train.progress=false"]
+    return load_config(SFTConfig, None, base + list(overrides))
+
+
+def test_sample_rows_and_messages_rows_are_accepted():
+    sample = SFTExample.model_validate({"prompt_id": "p1", "prompt": "Hi", "completion": "hello", "model": "m"})
+    assert sample.prompt_and_response() == ("Hi", "hello")
+    chat = SFTExample.model_validate(
+        {
+            "messages": [
+                {"role": "system", "content": "be brief"},
+                {"role": "user", "content": "Hi"},
+                {"role": "assistant", "content": "hello"},
+            ]
+        }
+    )
+    prompt, response = chat.prompt_and_response()
+    assert [m.role for m in prompt] == ["system", "user"] and [m.content for m in response] == ["hello"]
+
+
+@pytest.mark.parametrize(
+    "row, message",
+    [
+        ({"prompt": "Hi"}, "give 'prompt' and 'completion', or 'messages'"),
+        ({"messages": [{"role": "user", "content": "Hi"}]}, "must end with an assistant message"),
+    ],
+)
+def test_bad_rows(row, message):
+    with pytest.raises(InputError, match=message):
+        parse_row(row, SFTExample, "sft.jsonl", 3)
+
+
+def test_loss_goes_down_on_a_memorised_answer(tiny_model_dir, tmp_path):
+    examples = [SFTExample(prompt=f"Say the word {i}.", completion="banana banana banana") for i in range(4)]
+    result = train_sft(config(tiny_model_dir, tmp_path / "run", "train.lr=3e-2", "train.epochs=4", "train.scheduler=constant"), examples)
+    losses = [m["loss"] for m in result.metrics]
+    assert len(losses) == 8 and losses[-1] < 0.5 * losses[0]
+    assert (result.model_dir / "model.safetensors").exists()
+
+
+def test_empty_completion_is_an_error_with_location(tiny_model_dir, tmp_path):
+    from posttrain.train.data import Source
+
+    examples = [SFTExample(prompt="Hi", completion="hello"), SFTExample(prompt="Hi", completion=" ")]
+    with pytest.raises(InputError, match=r"sft.jsonl:5: the response is empty"):
+        train_sft(config(tiny_model_dir, tmp_path / "run"), examples, Source("sft.jsonl", [2, 5]))
+    assert not (tmp_path / "run").exists()
