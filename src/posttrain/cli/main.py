@@ -6,6 +6,7 @@ them and turns `InputError` into `error: file:line: what is wrong` with exit cod
 
 from __future__ import annotations
 
+import os
 import sys
 
 import typer
@@ -41,11 +42,19 @@ def _root(
 
 
 def _register_stages() -> None:
+    from posttrain.cli import evaluate as evaluate_cli
     from posttrain.cli import pairs as pairs_cli
+    from posttrain.cli import prompts as prompts_cli
     from posttrain.cli import records as records_cli
+    from posttrain.cli import run as run_cli
+    from posttrain.cli import train as train_cli
 
+    run_cli.register(app)
     records_cli.register(app)
+    evaluate_cli.register(app)
     pairs_cli.register(app)
+    prompts_cli.register(app)
+    train_cli.register(app)
 
 
 _register_stages()
@@ -53,6 +62,9 @@ _register_stages()
 
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; returns the exit code (usage errors 2, bad input 2, success 0)."""
+    # posttrain shows its own Rich progress; transformers' per-load tqdm bars would only interleave with it.
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
     try:
         app(args=argv, prog_name="posttrain")  # standalone: click handles usage errors and exits
     except SystemExit as exit_:

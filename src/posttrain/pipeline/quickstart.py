@@ -146,9 +146,7 @@ def _greedy_eval(cfg: RunConfig, model: str, run_dir: Path, out: Path) -> None:
     for name, prompts in sets.items():
         path = out / f"{name}_responses.jsonl"
         with RecordWriter(path) as writer:
-            todo = [p for p in prompts if p.id not in _done_prompt_ids(writer)]
-            for start in range(0, len(todo), 16):
-                batch = todo[start : start + 16]
+            for batch in _batches_to_do(prompts, 16, 1, writer):
                 completions = backend.generate([p.prompt for p in batch], 1, params)
                 for p, (c,) in zip(batch, completions, strict=True):
                     writer.write(_sample(p, c, model, params))
@@ -162,16 +160,19 @@ def _greedy_eval(cfg: RunConfig, model: str, run_dir: Path, out: Path) -> None:
         result.write(out / name)
 
 
-def _done_prompt_ids(writer: RecordWriter) -> set[str]:
-    if not writer.partial.exists():
-        return set()
-    ids = set()
-    for line in writer.partial.read_text(encoding="utf-8").splitlines():
-        try:
-            ids.add(json.loads(line)["prompt_id"])
-        except (json.JSONDecodeError, KeyError):
-            continue
-    return ids
+def _batches_to_do(prompts: list[Prompt], batch_size: int, per_prompt: int, writer: RecordWriter) -> list[list[Prompt]]:
+    """Batches whose samples are not all written yet. Batch boundaries are fixed over the whole prompt list, so a
+    resumed stage regenerates exactly the batch it was in (same inputs, same seed, same outputs) and the writer
+    skips the samples already there: a kill at any point and a rerun give the same file."""
+    counts: Counter[str] = Counter()
+    if writer.partial.exists():
+        for line in writer.partial.read_text(encoding="utf-8").splitlines():
+            try:
+                counts[json.loads(line)["prompt_id"]] += 1
+            except (json.JSONDecodeError, KeyError, TypeError):
+                continue
+    batches = [prompts[i : i + batch_size] for i in range(0, len(prompts), batch_size)]
+    return [b for b in batches if any(counts[p.id] < per_prompt for p in b)]
 
 
 def _sample(prompt: Prompt, completion: Any, model: str, params: Any, index: int = 0) -> Sample:
@@ -190,9 +191,7 @@ def sample_train(cfg: RunConfig, run_dir: Path, out: Path) -> None:
     s = cfg.sample
     params = SamplingParams(max_new_tokens=s.max_new_tokens, temperature=s.temperature, top_p=s.top_p, seed=cfg.seed)
     with RecordWriter(out / "samples.jsonl") as writer:
-        todo = [p for p in prompts if p.id not in _done_prompt_ids(writer)]
-        for start in range(0, len(todo), 8):
-            batch = todo[start : start + 8]
+        for batch in _batches_to_do(prompts, 8, s.n, writer):
             rows = backend.generate([p.prompt for p in batch], s.n, params)
             for p, row in zip(batch, rows, strict=True):
                 for i, c in enumerate(row):
