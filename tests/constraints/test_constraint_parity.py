@@ -5,11 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from tests.constraints.corpus import ALL_IDS, EDGE_CASES, PROMPT, kwargs_sets, responses
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from posttrain.constraints import check_all
+from tests.constraints.corpus import ALL_IDS, EDGE_CASES, PROMPT, kwargs_sets, responses
 
 SLOW_LANGDETECT = {
     "language:response_language",

@@ -7,13 +7,13 @@ import time
 from typing import Any
 
 import pytest
-from tests.constraints.corpus import ALL_IDS, kwargs_sets, responses
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from posttrain.constraints import REGISTRY, check_all, get_constraint, partial_credit, strip_thinking
 from posttrain.constraints.conflicts import IFEVAL_CONFLICTS, build_conflicts
 from posttrain.errors import InputError
+from tests.constraints.corpus import ALL_IDS, kwargs_sets, responses
 
 
 def test_registry_has_ifevals_25_ids() -> None:

@@ -27,6 +27,7 @@ from typing import Any
 from posttrain.errors import InputError
 from posttrain.pairs.mcts import MCTSConfig
 from posttrain.pipeline.runner import Stage
+from posttrain.progress import generation_progress
 from posttrain.records import Pair, Prompt, RecordWriter, Sample, Verdict, atomic_write_text, read_records
 from posttrain.train.dpo import DPOConfig
 
@@ -146,10 +147,14 @@ def _greedy_eval(cfg: RunConfig, model: str, run_dir: Path, out: Path) -> None:
     for name, prompts in sets.items():
         path = out / f"{name}_responses.jsonl"
         with RecordWriter(path) as writer:
-            for batch in _batches_to_do(prompts, 16, 1, writer):
-                completions = backend.generate([p.prompt for p in batch], 1, params)
-                for p, (c,) in zip(batch, completions, strict=True):
-                    writer.write(_sample(p, c, model, params))
+            todo = _batches_to_do(prompts, 16, 1, writer)
+            done = len(prompts) - sum(map(len, todo))
+            with generation_progress(f"{out.name}: {name}", len(prompts), done) as bar:
+                for batch in todo:
+                    completions = backend.generate([p.prompt for p in batch], 1, params)
+                    for p, (c,) in zip(batch, completions, strict=True):
+                        writer.write(_sample(p, c, model, params))
+                    bar.advance(len(batch), sum(c.completion_tokens for (c,) in completions))
         responses = {s.prompt_id: s.completion for s in read_records(path, Sample)}
         result = evaluate_ifeval(
             [{"key": p.id, "prompt": p.text, "instruction_id_list": p.instruction_id_list, "kwargs": p.kwargs}
@@ -191,11 +196,14 @@ def sample_train(cfg: RunConfig, run_dir: Path, out: Path) -> None:
     s = cfg.sample
     params = SamplingParams(max_new_tokens=s.max_new_tokens, temperature=s.temperature, top_p=s.top_p, seed=cfg.seed)
     with RecordWriter(out / "samples.jsonl") as writer:
-        for batch in _batches_to_do(prompts, 8, s.n, writer):
-            rows = backend.generate([p.prompt for p in batch], s.n, params)
-            for p, row in zip(batch, rows, strict=True):
-                for i, c in enumerate(row):
-                    writer.write(_sample(p, c, cfg.model, params, index=i))
+        todo = _batches_to_do(prompts, 8, s.n, writer)
+        with generation_progress("sample", len(prompts), len(prompts) - sum(map(len, todo))) as bar:
+            for batch in todo:
+                rows = backend.generate([p.prompt for p in batch], s.n, params)
+                for p, row in zip(batch, rows, strict=True):
+                    for i, c in enumerate(row):
+                        writer.write(_sample(p, c, cfg.model, params, index=i))
+                bar.advance(len(batch), sum(c.completion_tokens for row in rows for c in row))
 
 
 def if_verdicts(prompts: dict[str, Prompt], samples: list[Sample], mode: str) -> list[Verdict]:
