@@ -9,21 +9,42 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from posttrain.constraints import MODES
 from posttrain.errors import InputError
+from posttrain.pairs.mcts import MCTSConfig, constraint_scorer, mcts_pairs
 from posttrain.pairs.rejection import CONTRASTS, rejection_sampling_pairs
-from posttrain.records import Prompt, Sample, Verdict, atomic_write_text, read_records, write_records
+from posttrain.records import (
+    Pair,
+    Prompt,
+    RecordWriter,
+    Sample,
+    Verdict,
+    atomic_write_text,
+    read_records,
+    write_records,
+)
 
-METHODS = ("rs",)
+METHODS = ("rs", "mcts")
 
 
 def register(app: typer.Typer) -> None:
     @app.command("pairs")
     def pairs(
-        samples: Path = typer.Option(..., help="Sample records (JSONL/Parquet)."),
-        verdicts: Path = typer.Option(..., help="Verdict records for those samples."),
         out: Path = typer.Option(..., help="Output pairs file (prompt/chosen/rejected + provenance)."),
-        prompts: Path | None = typer.Option(None, help="Prompt records, to carry each prompt's difficulty."),
+        samples: Path | None = typer.Option(None, help="rs: sample records (JSONL/Parquet)."),
+        verdicts: Path | None = typer.Option(None, help="rs: verdict records for those samples."),
+        prompts: Path | None = typer.Option(
+            None, help="Prompt records: rs takes each prompt's difficulty from them; mcts searches them."
+        ),
         method: str = typer.Option("rs", help=f"Pair construction: {', '.join(METHODS)}."),
+        model: str = typer.Option("embedded", help="mcts: the policy to search with (any backend spec)."),
+        simulations: int = typer.Option(8, help="mcts: select-expand-evaluate-backup rounds per prompt."),
+        branching: int = typer.Option(3, help="mcts: segments sampled at each expansion."),
+        max_depth: int = typer.Option(4, help="mcts: deepest prefix (in segments) that is expanded."),
+        segment: str = typer.Option("sentence", help="mcts: a segment is a 'sentence' or a 'tokens' chunk."),
+        rollouts: int = typer.Option(1, help="mcts: completions sampled per new node to value it."),
+        rollout_max_tokens: int = typer.Option(256, help="mcts: token budget of a rollout."),
+        judge_mode: str = typer.Option("fixed", help="mcts: checker mode of the constraint scorer (ifeval|fixed)."),
         contrast: str = typer.Option("high", help=f"Contrast: {', '.join(CONTRASTS)}."),
         mixed_high_ratio: float = typer.Option(0.5, help="With --contrast mixed: share of high-contrast pairs."),
         reward_judge: list[str] = typer.Option(["reward"], help="Judges whose score is a reward, not a constraint."),
@@ -31,10 +52,23 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Build preference pairs from judged samples.
 
-        Example: posttrain pairs --samples samples.jsonl --verdicts verdicts.jsonl --contrast mixed --out pairs.jsonl
+        Examples:
+          posttrain pairs --samples samples.jsonl --verdicts verdicts.jsonl --contrast mixed --out pairs.jsonl
+          posttrain pairs --method mcts --prompts prompts.jsonl --model embedded --simulations 8 --out pairs.jsonl
         """
         if method not in METHODS:
             raise InputError(f"unknown pair method '{method}'; available: {', '.join(METHODS)}")
+        if method == "mcts":
+            if prompts is None:
+                raise InputError("--method mcts needs --prompts (the prompts to search)")
+            config = MCTSConfig(
+                simulations=simulations, branching=branching, max_depth=max_depth, segment=segment,
+                rollouts=rollouts, rollout_max_tokens=rollout_max_tokens, seed=seed,
+            )  # fmt: skip
+            _mcts(prompts, out, model, config, judge_mode)
+            return
+        if samples is None or verdicts is None:
+            raise InputError("--method rs needs --samples and --verdicts")
         sample_rows = read_records(samples, Sample)
         verdict_rows = read_records(verdicts, Verdict)
         prompt_rows = {p.id: p for p in read_records(prompts, Prompt)} if prompts else None
@@ -49,3 +83,46 @@ def register(app: typer.Typer) -> None:
         for reason, count in sorted(stats.skipped.items()):
             table.add_row(reason, str(count))
         Console().print(table)
+
+
+def _mcts(prompts_path: Path, out: Path, model: str, config: MCTSConfig, judge_mode: str) -> None:
+    """Search every prompt; pairs are written per prompt, so a rerun after a crash skips the prompts that gave
+    pairs (the search is deterministic per prompt, so re-searching one that gave none gives none again)."""
+    from posttrain.models import SamplingParams, load_backend
+    from posttrain.progress import generation_progress
+
+    if judge_mode not in MODES:
+        raise InputError(f"unknown judge mode '{judge_mode}'; choose one of {', '.join(MODES)}")
+    config.validate()
+    rows = read_records(prompts_path, Prompt)
+    scorer = constraint_scorer(judge_mode)
+    for p in rows:
+        scorer(p)  # every prompt must be scorable before any search starts
+    backend = load_backend(model)
+    with RecordWriter(out) as writer:
+        done = _prompt_ids(writer.partial)
+        todo = [p for p in rows if p.id not in done]
+        with generation_progress("mcts", len(rows), len(rows) - len(todo)) as bar:
+
+            def finished(prompt: Prompt, made: list[Pair]) -> None:
+                for pair in made:
+                    writer.write(pair)
+                bar.advance(1, 0)
+
+            _, stats = mcts_pairs(todo, backend, SamplingParams, scorer, config, on_prompt_done=finished)
+    atomic_write_text(out.with_suffix(".stats.json"), json.dumps(stats.as_dict(), indent=2))
+    Console().print(
+        f"{stats.pairs} pairs from {stats.prompts} searched prompts, {stats.generated_tokens} tokens generated "
+        f"({stats.as_dict()['pairs_per_1k_tokens']} pairs per 1k tokens); skipped: {stats.skipped or 'none'}"
+    )
+
+
+def _prompt_ids(partial: Path) -> set[str]:
+    ids = set()
+    if partial.exists():
+        for line in partial.read_text(encoding="utf-8").splitlines():
+            try:
+                ids.add(json.loads(line)["prompt_id"])
+            except (json.JSONDecodeError, KeyError, TypeError):
+                continue  # a torn last line: RecordWriter drops it too
+    return ids

@@ -253,6 +253,22 @@ class TreeSearch:
         return candidates[: self.config.max_pairs_per_prompt]
 
 
+def constraint_scorer(mode: str = "fixed") -> Callable[[Prompt], Callable[[list[str]], list[float]]]:
+    """The default value of a response: the fraction of its prompt's constraints it meets (partial credit)."""
+    from posttrain.constraints import check_all, partial_credit
+
+    def scorer_for(prompt: Prompt) -> Callable[[list[str]], list[float]]:
+        if not prompt.instruction_id_list:
+            raise InputError(f"prompt {prompt.id}: no constraints to score MCTS rollouts with")
+
+        def score(texts: list[str]) -> list[float]:
+            return [partial_credit(check_all(t, prompt.instruction_id_list, prompt.kwargs, mode=mode)) for t in texts]
+
+        return score
+
+    return scorer_for
+
+
 def mcts_pairs(
     prompts: list[Prompt],
     backend: GenerationBackend,

@@ -19,7 +19,6 @@ from __future__ import annotations
 import json
 import random
 from collections import Counter
-from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -260,21 +259,12 @@ def build_pairs(cfg: RunConfig, run_dir: Path, out: Path) -> None:
 
 
 def _mcts(cfg: RunConfig, prompts: list[Prompt]) -> tuple[list[Pair], dict[str, Any]]:
-    from posttrain.constraints import check_all, partial_credit
     from posttrain.models import SamplingParams
-    from posttrain.pairs.mcts import mcts_pairs
-
-    def scorer_for(prompt: Prompt) -> Callable[[list[str]], list[float]]:
-        def score(texts: list[str]) -> list[float]:
-            return [
-                partial_credit(check_all(t, prompt.instruction_id_list, prompt.kwargs, mode=cfg.judge.mode))
-                for t in texts
-            ]
-
-        return score
+    from posttrain.pairs.mcts import constraint_scorer, mcts_pairs
 
     search = prompts[: cfg.pairs.mcts_prompts] if cfg.pairs.mcts_prompts else prompts
-    pairs, stats = mcts_pairs(search, _backend(cfg, cfg.model), SamplingParams, scorer_for, cfg.pairs.mcts)
+    scorer = constraint_scorer(cfg.judge.mode)
+    pairs, stats = mcts_pairs(search, _backend(cfg, cfg.model), SamplingParams, scorer, cfg.pairs.mcts)
     return pairs, stats.as_dict()
 
 
