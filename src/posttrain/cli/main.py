@@ -43,6 +43,7 @@ def _root(
 
 def _register_stages() -> None:
     from posttrain.cli import evaluate as evaluate_cli
+    from posttrain.cli import judge as judge_cli
     from posttrain.cli import pairs as pairs_cli
     from posttrain.cli import prompts as prompts_cli
     from posttrain.cli import records as records_cli
@@ -52,6 +53,7 @@ def _register_stages() -> None:
     run_cli.register(app)
     records_cli.register(app)
     evaluate_cli.register(app)
+    judge_cli.register(app)
     pairs_cli.register(app)
     prompts_cli.register(app)
     train_cli.register(app)

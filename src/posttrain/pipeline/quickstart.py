@@ -205,31 +205,14 @@ def sample_train(cfg: RunConfig, run_dir: Path, out: Path) -> None:
                 bar.advance(len(batch), sum(c.completion_tokens for row in rows for c in row))
 
 
-def if_verdicts(prompts: dict[str, Prompt], samples: list[Sample], mode: str) -> list[Verdict]:
-    """The instruction-following judge: 1 when every constraint holds (strict), score = fraction met."""
-    from posttrain.constraints import check_all, partial_credit
-
-    verdicts = []
-    for s in samples:
-        p = prompts[s.prompt_id]
-        try:
-            ok = check_all(s.completion, p.instruction_id_list, p.kwargs, mode=mode, strip_thinking=True)
-        except Exception as err:  # a crashing checker fails this sample's verdict, not the run
-            verdicts.append(Verdict(sample_id=s.id, prompt_id=s.prompt_id, judge="ifeval", value=-1, detail=str(err)))
-            continue
-        failed = [cid for cid, good in zip(p.instruction_id_list, ok, strict=True) if not good]
-        verdicts.append(Verdict(
-            sample_id=s.id, prompt_id=s.prompt_id, judge="ifeval", value=1 if all(ok) else 0, score=partial_credit(ok),
-            detail="all constraints met" if not failed else "violated: " + ", ".join(failed),
-        ))  # fmt: skip
-    return verdicts
-
-
 def judge_samples(cfg: RunConfig, run_dir: Path, out: Path) -> None:
     prompts = {p.id: p for p in read_records(run_dir / "prompts" / "train.jsonl", Prompt)}
     samples = read_records(run_dir / "sample" / "samples.jsonl", Sample)
+    from posttrain.judges import get_judge
+    from posttrain.judges import judge_samples as judge_records
+
     with RecordWriter(out / "verdicts.jsonl", fresh=True) as writer:
-        for verdict in if_verdicts(prompts, samples, cfg.judge.mode):
+        for verdict in judge_records(get_judge("ifeval", mode=cfg.judge.mode), samples, prompts):
             writer.write(verdict)
 
 
