@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from rich.console import Console
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -38,7 +39,7 @@ def generation_progress(description: str, total: int, done: int = 0) -> Iterator
     When the output is not a terminal Rich draws no live updates, only the final state, so logs stay clean."""
     progress = Progress(
         TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[rate]}"),
-        TimeElapsedColumn(), TimeRemainingColumn(), transient=False,
+        TimeElapsedColumn(), TimeRemainingColumn(), console=Console(stderr=True), transient=False,
     )  # fmt: skip
     with progress:
         task = progress.add_task(description, total=total, completed=done, rate="")

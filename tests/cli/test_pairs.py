@@ -55,7 +55,16 @@ def test_bad_method_or_missing_inputs_exit_2_without_output(tmp_path: Path, caps
     assert not out.exists()
 
 
-def test_pairs_load_with_datasets_and_train_with_trl_dpo_unchanged(tmp_path: Path):
+@pytest.fixture
+def fresh_accelerate_state():
+    """TRL's trainer sets accelerate's process-wide state; later trainers in this worker need it cleared."""
+    yield
+    from accelerate.state import AcceleratorState
+
+    AcceleratorState._reset_state(reset_partial_state=True)
+
+
+def test_pairs_load_with_datasets_and_train_with_trl_dpo_unchanged(tmp_path: Path, fresh_accelerate_state):
     trl = pytest.importorskip("trl")
     from datasets import load_dataset
     from transformers import AutoTokenizer

@@ -44,19 +44,25 @@ def _root(
 def _register_stages() -> None:
     from posttrain.cli import evaluate as evaluate_cli
     from posttrain.cli import judge as judge_cli
+    from posttrain.cli import models as models_cli
     from posttrain.cli import pairs as pairs_cli
     from posttrain.cli import prompts as prompts_cli
     from posttrain.cli import records as records_cli
     from posttrain.cli import run as run_cli
+    from posttrain.cli import sample as sample_cli
+    from posttrain.cli import serve as serve_cli
     from posttrain.cli import train as train_cli
 
     run_cli.register(app)
+    prompts_cli.register(app)
+    sample_cli.register(app)
     records_cli.register(app)
     evaluate_cli.register(app)
     judge_cli.register(app)
     pairs_cli.register(app)
-    prompts_cli.register(app)
     train_cli.register(app)
+    serve_cli.register(app)
+    models_cli.register(app)
 
 
 _register_stages()

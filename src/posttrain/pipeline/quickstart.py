@@ -28,6 +28,7 @@ from posttrain.pairs.mcts import MCTSConfig
 from posttrain.pipeline.runner import Stage
 from posttrain.progress import generation_progress
 from posttrain.records import Pair, Prompt, RecordWriter, Sample, Verdict, atomic_write_text, read_records
+from posttrain.sampling import sample_prompts
 from posttrain.train.dpo import DPOConfig
 
 
@@ -145,15 +146,8 @@ def _greedy_eval(cfg: RunConfig, model: str, run_dir: Path, out: Path) -> None:
     params = SamplingParams(max_new_tokens=cfg.eval.max_new_tokens, temperature=0.0, seed=cfg.seed)
     for name, prompts in sets.items():
         path = out / f"{name}_responses.jsonl"
-        with RecordWriter(path) as writer:
-            todo = _batches_to_do(prompts, 16, 1, writer)
-            done = len(prompts) - sum(map(len, todo))
-            with generation_progress(f"{out.name}: {name}", len(prompts), done) as bar:
-                for batch in todo:
-                    completions = backend.generate([p.prompt for p in batch], 1, params)
-                    for p, (c,) in zip(batch, completions, strict=True):
-                        writer.write(_sample(p, c, model, params))
-                    bar.advance(len(batch), sum(c.completion_tokens for (c,) in completions))
+        with generation_progress(f"{out.name}: {name}", len(prompts)) as bar:
+            sample_prompts(backend, prompts, path, 1, params, model, 16, bar.advance)
         responses = {s.prompt_id: s.completion for s in read_records(path, Sample)}
         result = evaluate_ifeval(
             [{"key": p.id, "prompt": p.text, "instruction_id_list": p.instruction_id_list, "kwargs": p.kwargs}
@@ -164,29 +158,6 @@ def _greedy_eval(cfg: RunConfig, model: str, run_dir: Path, out: Path) -> None:
         result.write(out / name)
 
 
-def _batches_to_do(prompts: list[Prompt], batch_size: int, per_prompt: int, writer: RecordWriter) -> list[list[Prompt]]:
-    """Batches whose samples are not all written yet. Batch boundaries are fixed over the whole prompt list, so a
-    resumed stage regenerates exactly the batch it was in (same inputs, same seed, same outputs) and the writer
-    skips the samples already there: a kill at any point and a rerun give the same file."""
-    counts: Counter[str] = Counter()
-    if writer.partial.exists():
-        for line in writer.partial.read_text(encoding="utf-8").splitlines():
-            try:
-                counts[json.loads(line)["prompt_id"]] += 1
-            except (json.JSONDecodeError, KeyError, TypeError):
-                continue
-    batches = [prompts[i : i + batch_size] for i in range(0, len(prompts), batch_size)]
-    return [b for b in batches if any(counts[p.id] < per_prompt for p in b)]
-
-
-def _sample(prompt: Prompt, completion: Any, model: str, params: Any, index: int = 0) -> Sample:
-    return Sample(
-        prompt_id=prompt.id, prompt=prompt.prompt, completion=completion.text, model=model, index=index,
-        seed=params.seed, sampling=asdict(params), prompt_tokens=completion.prompt_tokens,
-        completion_tokens=completion.completion_tokens, finish_reason=completion.finish_reason,
-    )  # fmt: skip
-
-
 def sample_train(cfg: RunConfig, run_dir: Path, out: Path) -> None:
     from posttrain.models import SamplingParams
 
@@ -194,23 +165,16 @@ def sample_train(cfg: RunConfig, run_dir: Path, out: Path) -> None:
     backend = _backend(cfg, cfg.model)
     s = cfg.sample
     params = SamplingParams(max_new_tokens=s.max_new_tokens, temperature=s.temperature, top_p=s.top_p, seed=cfg.seed)
-    with RecordWriter(out / "samples.jsonl") as writer:
-        todo = _batches_to_do(prompts, 8, s.n, writer)
-        with generation_progress("sample", len(prompts), len(prompts) - sum(map(len, todo))) as bar:
-            for batch in todo:
-                rows = backend.generate([p.prompt for p in batch], s.n, params)
-                for p, row in zip(batch, rows, strict=True):
-                    for i, c in enumerate(row):
-                        writer.write(_sample(p, c, cfg.model, params, index=i))
-                bar.advance(len(batch), sum(c.completion_tokens for row in rows for c in row))
+    with generation_progress("sample", len(prompts)) as bar:
+        sample_prompts(backend, prompts, out / "samples.jsonl", s.n, params, cfg.model, 8, bar.advance)
 
 
 def judge_samples(cfg: RunConfig, run_dir: Path, out: Path) -> None:
-    prompts = {p.id: p for p in read_records(run_dir / "prompts" / "train.jsonl", Prompt)}
-    samples = read_records(run_dir / "sample" / "samples.jsonl", Sample)
     from posttrain.judges import get_judge
     from posttrain.judges import judge_samples as judge_records
 
+    prompts = {p.id: p for p in read_records(run_dir / "prompts" / "train.jsonl", Prompt)}
+    samples = read_records(run_dir / "sample" / "samples.jsonl", Sample)
     with RecordWriter(out / "verdicts.jsonl", fresh=True) as writer:
         for verdict in judge_records(get_judge("ifeval", mode=cfg.judge.mode), samples, prompts):
             writer.write(verdict)

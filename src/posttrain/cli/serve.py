@@ -1,0 +1,67 @@
+"""`posttrain serve`: any posttrain backend behind an OpenAI-compatible HTTP API."""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+
+import typer
+
+from posttrain.errors import InputError
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("serve")
+    def serve(
+        model: str = typer.Option(
+            "embedded", help="Backend spec: embedded, a local HF directory, vllm:<model>."
+        ),
+        host: str = typer.Option(
+            "127.0.0.1", help="Address to bind (0.0.0.0: reachable from other machines)."
+        ),
+        port: int = typer.Option(8000, help="Port to listen on."),
+        api_key: str | None = typer.Option(
+            None,
+            envvar="POSTTRAIN_API_KEY",
+            help="Require 'Authorization: Bearer <key>' (env POSTTRAIN_API_KEY).",
+        ),
+        threads: int | None = typer.Option(None, help="torch threads for local models (default: all cores)."),
+    ) -> None:
+        """Serve a model at http://HOST:PORT/v1 (GET /v1/models, POST /v1/chat/completions).
+
+        Example: posttrain serve --model embedded --port 8000, then posttrain sample --model openai:http://127.0.0.1:8000 ...
+        """
+        from posttrain.models import load_backend
+        from posttrain.models.serve import make_server
+
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+        _check_address(host, port)  # before the model loads: a taken port fails in a second
+        backend = load_backend(model, threads=threads)
+        try:
+            server = make_server(backend, host, port, api_key)
+        except OSError as err:  # taken in the meantime
+            raise InputError(f"cannot listen on {host}:{port}: {_reason(err)}") from None
+        typer.echo(f"serving '{server.model_id}' at {server.url}/v1 (Ctrl-C to stop)")
+        if api_key is None and host not in ("127.0.0.1", "localhost", "::1"):
+            typer.echo(
+                "warning: no --api-key and a public address: anyone who can reach it can use it", err=True
+            )
+        try:
+            server.serve_forever()
+        except KeyboardInterrupt:
+            pass
+        finally:
+            server.server_close()
+
+
+def _check_address(host: str, port: int) -> None:
+    try:
+        with socket.create_server((host, port)):
+            pass
+    except OSError as err:  # port taken, address not on this machine, a low port without privileges
+        raise InputError(f"cannot listen on {host}:{port}: {_reason(err)}") from None
+
+
+def _reason(err: OSError) -> str:
+    return os.strerror(err.errno) if err.errno else str(err)
