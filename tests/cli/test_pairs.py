@@ -106,11 +106,15 @@ def test_mcts_pairs_on_the_embedded_model_share_a_prefix_and_resume(tmp_path: Pa
     stats = json.loads((tmp_path / "a.stats.json").read_text())
     assert stats["prompts"] == 2 and stats["generated_tokens"] > 0
     pairs = read_records(tmp_path / "a.jsonl", Pair)
-    assert len(pairs) == stats["pairs"]
+    assert pairs and len(pairs) == stats["pairs"]  # this budget and seed give a pair (else the test is vacuous)
     for pair in pairs:
         assert pair.method == "mcts" and pair.chosen_score > pair.rejected_score
         shared = pair.shared_prefix_chars
         assert pair.chosen[:shared] == pair.rejected[:shared]
-    # the same search again is the same file: deterministic for a seed
+    # a crash after the first prompt, then a rerun: that prompt is skipped, the second searched again, and the
+    # file is the same as the uninterrupted run's (the search is deterministic for a seed)
+    first = [line for line in (tmp_path / "a.jsonl").read_text().splitlines() if prompts[0].id in line]
+    (tmp_path / "b.jsonl.partial").write_text("".join(line + "\n" for line in first))
     assert main([*args, "--out", str(tmp_path / "b.jsonl")]) == 0
+    assert json.loads((tmp_path / "b.stats.json").read_text())["prompts"] == (1 if first else 2)
     assert (tmp_path / "a.jsonl").read_bytes() == (tmp_path / "b.jsonl").read_bytes()

@@ -90,6 +90,13 @@ def available_cores() -> int:
         return os.cpu_count() or 1
 
 
+def torch_threads() -> int:
+    """Threads for torch: OMP_NUM_THREADS when set (e.g. one per process when several share the cores, since
+    oversubscribed OpenMP threads spin and run several times slower), else every core this process may use."""
+    value = os.environ.get("OMP_NUM_THREADS", "")
+    return int(value) if value.isdigit() and int(value) > 0 else available_cores()
+
+
 def load_backend(spec: str = "embedded", threads: int | None = None, **options: Any) -> Backend:
     """A backend from a spec string:
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from posttrain.errors import InputError
-from posttrain.models.backend import Completion, SamplingParams, as_messages, available_cores, sample_seed
+from posttrain.models.backend import Completion, SamplingParams, as_messages, sample_seed, torch_threads
 
 
 class HFBackend:
@@ -27,7 +27,7 @@ class HFBackend:
 
         from posttrain.models.embedded import load_model_and_tokenizer
 
-        torch.set_num_threads(threads or available_cores())
+        torch.set_num_threads(threads or torch_threads())
         self.name = model
         self.batch_size = batch_size
         self.model, self.tokenizer = model_and_tokenizer or load_model_and_tokenizer(model, dtype=dtype)
