@@ -2,6 +2,7 @@
 
     python bench/sample_speed.py                     # 64 IFEval prompts, 64 new tokens, batch 32, 2 threads
     python bench/sample_speed.py --prompts 32 --max-new-tokens 128 --temperature 0
+    python bench/sample_speed.py --dtype bfloat16    # posttrain in bf16 against the fp32 plain-generate baseline
 
 Tokens/s counts real completion tokens (up to and including EOS), not the padding plain generate keeps emitting
 for rows that already finished.
@@ -58,13 +59,18 @@ def main() -> None:
     ap.add_argument("--our-batch", type=int, default=None, help="posttrain's batch (default: --batch)")
     ap.add_argument("--temperature", type=float, default=1.0)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"],
+                    help="posttrain's weights (plain generate always runs the fp32 baseline)")  # fmt: skip
     args = ap.parse_args()
-    backend = HFBackend("embedded", threads=args.threads, batch_size=args.our_batch or args.batch)
+    plain = HFBackend("embedded", threads=args.threads, dtype=torch.float32)
+    backend = HFBackend("embedded", threads=args.threads, batch_size=args.our_batch or args.batch,
+                        dtype=getattr(torch, args.dtype))  # fmt: skip
     prompts = load_prompts(args.prompts)
-    backend.generate(prompts[:2], 1, SamplingParams(max_new_tokens=4))  # warm-up: allocator, kernels
+    for warm in (plain, backend):  # allocator, kernels
+        warm.generate(prompts[:2], 1, SamplingParams(max_new_tokens=4))
 
     t0 = time.perf_counter()
-    plain_tokens = plain_generate(backend, prompts, args.batch, args.max_new_tokens, args.temperature)
+    plain_tokens = plain_generate(plain, prompts, args.batch, args.max_new_tokens, args.temperature)
     plain_s = time.perf_counter() - t0
 
     params = SamplingParams(max_new_tokens=args.max_new_tokens, temperature=args.temperature, seed=0)
@@ -76,7 +82,7 @@ def main() -> None:
 
     plain_rate, ours_rate = plain_tokens / plain_s, ours_tokens / ours_s
     print(f"prompts={len(prompts)} max_new_tokens={args.max_new_tokens} batch={args.batch} (posttrain {backend.batch_size}) "
-          f"temperature={args.temperature} threads={args.threads}")  # fmt: skip
+          f"temperature={args.temperature} threads={args.threads} posttrain dtype={args.dtype}")  # fmt: skip
     print(f"plain HF generate : {plain_tokens:6d} tokens in {plain_s:7.1f} s = {plain_rate:7.1f} tok/s")
     print(f"posttrain hf      : {ours_tokens:6d} tokens in {ours_s:7.1f} s = {ours_rate:7.1f} tok/s")
     print(f"ratio (posttrain / plain): {ours_rate / plain_rate:.2f}x")

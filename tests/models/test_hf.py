@@ -19,7 +19,7 @@ PROMPTS = [
 
 @pytest.fixture(scope="module")
 def backend() -> HFBackend:
-    b = load_backend("embedded", threads=2)
+    b = load_backend("embedded")
     assert isinstance(b, HFBackend)
     return b
 
@@ -105,3 +105,22 @@ def test_bad_specs_and_params_are_clear_errors() -> None:
         load_backend("no-such-model")
     with pytest.raises(ValueError, match="top_p"):
         SamplingParams(top_p=0)
+
+
+def test_dtype_names_resolve_and_bf16_weights_sample(monkeypatch: pytest.MonkeyPatch) -> None:
+    import torch
+
+    from posttrain.models import hf
+
+    monkeypatch.setattr(hf, "cpu_has_native_bf16", lambda: True)
+    assert hf.resolve_dtype("auto") is torch.bfloat16
+    monkeypatch.setattr(hf, "cpu_has_native_bf16", lambda: False)
+    assert hf.resolve_dtype("auto") is torch.float32
+    assert hf.resolve_dtype("bfloat16") is torch.bfloat16 and hf.resolve_dtype(None) is None
+    with pytest.raises(InputError, match="unknown dtype 'fp8'"):
+        hf.resolve_dtype("fp8")
+    bf16 = load_backend("embedded", dtype="bfloat16")
+    assert next(bf16.model.parameters()).dtype is torch.bfloat16
+    params = SamplingParams(max_new_tokens=12, temperature=0.0)
+    first, again = (bf16.generate(PROMPTS[:1], 1, params)[0][0] for _ in range(2))
+    assert first.text.strip() and first.text == again.text and first.completion_tokens > 0

@@ -38,6 +38,9 @@ def register(app: typer.Typer) -> None:
         seed: int = typer.Option(0, help="Seed: every (prompt, sample index) derives its own from it."),
         batch_size: int = typer.Option(8, help="Prompts per backend call (fixed, so resumes are exact)."),
         threads: int | None = typer.Option(None, help="torch threads for local models (default: all cores)."),
+        dtype: str = typer.Option(
+            "auto", help="Local models' weights: auto (bf16 where the CPU computes it natively), float32, bfloat16."
+        ),
         concurrency: int = typer.Option(
             8,
             help="openai: specs: requests in flight (at most --batch-size x --n per batch); key from OPENAI_API_KEY.",
@@ -62,7 +65,7 @@ def register(app: typer.Typer) -> None:
         rows = read_records(prompts, Prompt)
         check_resumable(out, model, params)
         options = {"concurrency": concurrency} if model.startswith("openai:") else {}
-        backend = load_backend(model, threads=threads, **options)
+        backend = load_backend(model, threads=threads, dtype=dtype, **options)
 
         console = Console(stderr=True)
         started, tokens = time.perf_counter(), 0

@@ -97,12 +97,15 @@ def torch_threads() -> int:
     return int(value) if value.isdigit() and int(value) > 0 else available_cores()
 
 
-def load_backend(spec: str = "embedded", threads: int | None = None, **options: Any) -> Backend:
+def load_backend(spec: str = "embedded", threads: int | None = None, dtype: Any = None, **options: Any) -> Backend:
     """A backend from a spec string:
 
     - `embedded`, a local HF directory, or `hf:<dir>`: transformers in this process;
     - `openai:<base_url>` or `openai:<base_url>#<model>`: any OpenAI-compatible server (vLLM, llama.cpp, Ollama);
     - `vllm:<model>`: in-process vLLM (optional extra, GPU).
+
+    `threads` and `dtype` ("auto", "float32", "bfloat16") apply to the in-process transformers backend; a server
+    chooses its own.
     """
     kind, _, rest = spec.partition(":")
     if kind == "openai" and rest:
@@ -116,4 +119,4 @@ def load_backend(spec: str = "embedded", threads: int | None = None, **options: 
         return VLLMBackend(rest, **options)
     from posttrain.models.hf import HFBackend
 
-    return HFBackend(rest if kind == "hf" and rest else spec, threads=threads, **options)
+    return HFBackend(rest if kind == "hf" and rest else spec, threads=threads, dtype=dtype, **options)

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from posttrain.errors import InputError
+from posttrain.models.hf import DTYPES
 from posttrain.pairs.mcts import MCTSConfig
 from posttrain.pipeline.runner import Stage
 from posttrain.progress import generation_progress
@@ -47,6 +48,7 @@ class SampleSection:
     max_new_tokens: int = 128
     temperature: float = 0.8
     top_p: float = 0.95
+    dtype: str = "auto"  # bf16 where the CPU computes it natively (faster sampling); evaluation always runs fp32
 
 
 @dataclass
@@ -92,6 +94,8 @@ class RunConfig:
     def check(self) -> None:
         if self.pairs.method not in ("rs", "mcts", "both"):
             raise InputError(f"pairs.method must be rs, mcts or both, got '{self.pairs.method}'")
+        if self.sample.dtype not in DTYPES:
+            raise InputError(f"sample.dtype must be one of {', '.join(DTYPES)}, got '{self.sample.dtype}'")
         if self.judge.mode not in ("ifeval", "fixed"):
             raise InputError(f"judge.mode must be ifeval or fixed, got '{self.judge.mode}'")
         if self.prompts.n_train < 1 or self.prompts.n_heldout < 1:
@@ -126,10 +130,10 @@ def make_prompts(cfg: RunConfig, out: Path) -> None:
     save_stats(compute_stats(train, {"generation": counters}), out / "stats.json")
 
 
-def _backend(cfg: RunConfig, model: str) -> Any:
+def _backend(cfg: RunConfig, model: str, dtype: str = "float32") -> Any:
     from posttrain.models import load_backend
 
-    return load_backend(model, threads=cfg.threads)
+    return load_backend(model, threads=cfg.threads, dtype=dtype)
 
 
 def _greedy_eval(cfg: RunConfig, model: str, run_dir: Path, out: Path) -> None:
@@ -162,7 +166,7 @@ def sample_train(cfg: RunConfig, run_dir: Path, out: Path) -> None:
     from posttrain.models import SamplingParams
 
     prompts = read_records(run_dir / "prompts" / "train.jsonl", Prompt)
-    backend = _backend(cfg, cfg.model)
+    backend = _backend(cfg, cfg.model, cfg.sample.dtype)
     s = cfg.sample
     params = SamplingParams(max_new_tokens=s.max_new_tokens, temperature=s.temperature, top_p=s.top_p, seed=cfg.seed)
     with generation_progress("sample", len(prompts)) as bar:
@@ -211,7 +215,7 @@ def _mcts(cfg: RunConfig, prompts: list[Prompt]) -> tuple[list[Pair], dict[str, 
 
     search = prompts[: cfg.pairs.mcts_prompts] if cfg.pairs.mcts_prompts else prompts
     scorer = constraint_scorer(cfg.judge.mode)
-    pairs, stats = mcts_pairs(search, _backend(cfg, cfg.model), SamplingParams, scorer, cfg.pairs.mcts)
+    pairs, stats = mcts_pairs(search, _backend(cfg, cfg.model, cfg.sample.dtype), SamplingParams, scorer, cfg.pairs.mcts)
     return pairs, stats.as_dict()
 
 
