@@ -5,6 +5,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from posttrain.cli.main import main
 from posttrain.records import Prompt, read_records
 
@@ -76,3 +78,21 @@ def test_verify_finds_a_witness_for_every_prompt(tmp_path: Path):
     assert main(args) == 0
     stats = json.loads((tmp_path / "p.stats.json").read_text())
     assert stats["rejected"]["unverifiable"] == 0 and stats["prompts"] == 150
+
+
+@pytest.mark.model
+def test_rewrite_through_the_embedded_model_keeps_every_prompt_verifiable(tmp_path: Path):
+    from posttrain.constraints import get_constraint
+
+    out = tmp_path / "rewritten.jsonl"
+    args = ["prompts", "synth", "--n", "4", "--constraints", "1-2", "--seed", "3", "--rewrite", "embedded",
+            "--rewrite-max-new-tokens", "64", "--out", str(out)]  # fmt: skip
+    assert main(args) == 0
+    records = read_records(out, Prompt)
+    stats = json.loads((tmp_path / "rewritten.stats.json").read_text())
+    assert len(records) == 4 and set(stats["rewrite"]) == {"rewritten", "fallback_to_template"}
+    assert stats["rewrite"]["rewritten"] + stats["rewrite"]["fallback_to_template"] == 4
+    for r in records:  # rewritten or not, the constraints still travel with the prompt and validate
+        assert r.instruction_id_list and r.prompt.strip()
+        for cid, kwargs in zip(r.instruction_id_list, r.kwargs, strict=True):
+            get_constraint(cid).validate(kwargs)

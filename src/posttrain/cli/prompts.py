@@ -89,10 +89,8 @@ def register(app: typer.Typer) -> None:
         synthesizer = Synthesizer(cfg, tasks)
         backend = None
         if rewrite:
-            try:
-                from posttrain.models import load_backend  # type: ignore[attr-defined]
-            except ImportError:
-                raise InputError("--rewrite needs a model backend (posttrain.models.load_backend) in this install") from None
+            from posttrain.models import load_backend
+
             backend = load_backend(rewrite)  # InputError for an unknown spec or a missing model
         candidates = synthesizer.run()
         extra: dict[str, Any] = {"attempts": synthesizer.attempts, "rejected": dict(synthesizer.rejected)}
@@ -139,7 +137,7 @@ def register(app: typer.Typer) -> None:
 
 
 def _rewrite(backend: Any, candidates: list[Any], max_new_tokens: int, temperature: float) -> tuple[list[Any], dict]:
-    from posttrain.models.base import SamplingParams  # type: ignore[import-not-found]
+    from posttrain.models import SamplingParams
     from posttrain.prompts.rewrite import rewrite_prompts
     from posttrain.prompts.synth import to_record
 
