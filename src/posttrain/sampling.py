@@ -19,8 +19,9 @@ from posttrain.models.backend import Backend, Completion, SamplingParams
 from posttrain.records import Prompt, RecordWriter, Sample
 
 
-def _written_rows(out: Path) -> list[tuple[int, dict[str, Any]]]:
-    """(line number, row) of the samples a previous run left: `<out>.partial`, else a finished `<out>`."""
+def written_rows(out: Path) -> list[tuple[int, dict[str, Any]]]:
+    """(line number, row) of the records with a prompt_id that a previous run left: `<out>.partial`, else a
+    finished `<out>`."""
     partial = out.with_name(out.name + ".partial")
     source = partial if partial.exists() else out
     if not source.exists() or source.suffix == ".parquet":
@@ -41,7 +42,7 @@ def check_resumable(out: Path, model: str, params: SamplingParams) -> None:
     would pass for this run's."""
     expected = json.loads(json.dumps(asdict(params)))  # as it reads back from JSON (tuples become lists)
     partial = out.with_name(out.name + ".partial")
-    for line_no, row in _written_rows(out):
+    for line_no, row in written_rows(out):
         if row.get("model") != model or row.get("sampling") != expected:
             raise InputError(
                 f"holds samples of a run with other options (model {row.get('model')!r}, sampling "
@@ -54,7 +55,7 @@ def check_resumable(out: Path, model: str, params: SamplingParams) -> None:
 def pending_batches(prompts: list[Prompt], batch_size: int, n: int, out: Path) -> list[list[Prompt]]:
     """Batches with a sample still missing. Boundaries are fixed over the whole prompt list, so a resumed run
     regenerates exactly the batch it was in and the writer drops the samples already written."""
-    have = Counter(str(row["prompt_id"]) for _, row in _written_rows(out))
+    have = Counter(str(row["prompt_id"]) for _, row in written_rows(out))
     batches = [prompts[i : i + batch_size] for i in range(0, len(prompts), batch_size)]
     return [b for b in batches if any(have[p.id] < n for p in b)]
 

@@ -83,12 +83,9 @@ def test_clean_strips_labels_and_quotes():
 @pytest.mark.model
 @pytest.mark.slow
 def test_rewrite_with_the_embedded_model():
-    models = pytest.importorskip("posttrain.models")
-    if not hasattr(models, "load_backend"):
-        pytest.skip("posttrain.models.load_backend not available yet")
-    from posttrain.models.base import SamplingParams
+    from posttrain.models import SamplingParams, load_backend
 
-    backend = models.load_backend("embedded")
+    backend = load_backend("embedded")
     candidates = Synthesizer(SynthConfig(n=4, constraints="1-2", seed=0)).run()
     items = [(c.text, c.base_task, c.descriptions, c.ids, c.kwargs) for c in candidates]
     results = rewrite_prompts(backend, items, SamplingParams(max_new_tokens=80, temperature=0.7))

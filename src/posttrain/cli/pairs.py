@@ -90,6 +90,7 @@ def _mcts(prompts_path: Path, out: Path, model: str, config: MCTSConfig, judge_m
     pairs (the search is deterministic per prompt, so re-searching one that gave none gives none again)."""
     from posttrain.models import SamplingParams, load_backend
     from posttrain.progress import generation_progress
+    from posttrain.sampling import written_rows
 
     if judge_mode not in MODES:
         raise InputError(f"unknown judge mode '{judge_mode}'; choose one of {', '.join(MODES)}")
@@ -100,7 +101,7 @@ def _mcts(prompts_path: Path, out: Path, model: str, config: MCTSConfig, judge_m
         scorer(p)  # every prompt must be scorable before any search starts
     backend = load_backend(model)
     with RecordWriter(out) as writer:
-        done = _prompt_ids(writer.partial)
+        done = {str(row["prompt_id"]) for _, row in written_rows(out)}
         todo = [p for p in rows if p.id not in done]
         with generation_progress("mcts", len(rows), len(rows) - len(todo)) as bar:
 
@@ -116,13 +117,3 @@ def _mcts(prompts_path: Path, out: Path, model: str, config: MCTSConfig, judge_m
         f"({stats.as_dict()['pairs_per_1k_tokens']} pairs per 1k tokens); skipped: {stats.skipped or 'none'}"
     )
 
-
-def _prompt_ids(partial: Path) -> set[str]:
-    ids = set()
-    if partial.exists():
-        for line in partial.read_text(encoding="utf-8").splitlines():
-            try:
-                ids.add(json.loads(line)["prompt_id"])
-            except (json.JSONDecodeError, KeyError, TypeError):
-                continue  # a torn last line: RecordWriter drops it too
-    return ids

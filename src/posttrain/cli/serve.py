@@ -33,7 +33,7 @@ def register(app: typer.Typer) -> None:
         Example: posttrain serve --model embedded --port 8000, then posttrain sample --model openai:http://127.0.0.1:8000 ...
         """
         from posttrain.models import load_backend
-        from posttrain.models.serve import make_server
+        from posttrain.models.serve import make_server, run_until_interrupted
 
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
         _check_address(host, port)  # before the model loads: a taken port fails in a second
@@ -47,12 +47,7 @@ def register(app: typer.Typer) -> None:
             typer.echo(
                 "warning: no --api-key and a public address: anyone who can reach it can use it", err=True
             )
-        try:
-            server.serve_forever()
-        except KeyboardInterrupt:
-            pass
-        finally:
-            server.server_close()
+        run_until_interrupted(server)
 
 
 def _check_address(host: str, port: int) -> None:

@@ -76,6 +76,11 @@ def serve(backend: Backend, host: str = "127.0.0.1", port: int = 8000, api_key: 
     """Serve `backend` until interrupted."""
     server = make_server(backend, host, port, api_key)
     log.info("serving %s at %s/v1", server.model_id, server.url)
+    run_until_interrupted(server)
+
+
+def run_until_interrupted(server: Any) -> None:
+    """Serve until Ctrl-C, then release the port."""
     try:
         server.serve_forever()
     except KeyboardInterrupt:
