@@ -89,3 +89,21 @@ def test_bad_arguments_are_input_errors():
     stray = Verdict(sample_id="nope", judge="ifeval", value=1)
     with pytest.raises(InputError, match="refers to sample nope"):
         rejection_sampling_pairs(samples, [*verdicts, stray])
+
+
+def test_a_cut_off_sample_is_never_the_satisfied_chosen_but_can_be_rejected():
+    samples, verdicts = _group("p", [(1, 1.0), (1, 1.0), (0, 0.5)])
+    samples[0] = samples[0].model_copy(update={"finish_reason": "length"})
+    samples[1] = samples[1].model_copy(update={"finish_reason": "stop"})
+    samples[2] = samples[2].model_copy(update={"finish_reason": "stop"})
+    pairs, stats = rejection_sampling_pairs(samples, verdicts, contrast="high")
+    assert (pairs[0].chosen, pairs[0].rejected) == ("answer 1 of p", "answer 0 of p")
+    assert not pairs[0].rejected_satisfied and stats.truncated == 1
+    # cgpo: the cut-off sample joins the violated set, so the prompt is no longer all-satisfied
+    only_two = [0, 1]
+    cut = [samples[i] for i in only_two]
+    pairs, stats = rejection_sampling_pairs(cut, verdicts[:2], contrast="cgpo")
+    assert (pairs[0].chosen, pairs[0].rejected) == ("answer 1 of p", "answer 0 of p")
+    # off: the cut-off sample counts as satisfied again (finishing only breaks ties), so cgpo finds no violation
+    pairs, stats = rejection_sampling_pairs(cut, verdicts[:2], contrast="cgpo", require_finished=False)
+    assert pairs == [] and stats.skipped == {"all_satisfied": 1}

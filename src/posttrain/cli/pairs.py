@@ -49,6 +49,9 @@ def register(app: typer.Typer) -> None:
         mixed_high_ratio: float = typer.Option(0.5, help="With --contrast mixed: share of high-contrast pairs."),
         reward_judge: list[str] = typer.Option(["reward"], help="Judges whose score is a reward, not a constraint."),
         seed: int = typer.Option(0, help="Seed for the random choices (cgpo, mixed)."),
+        require_finished: bool = typer.Option(
+            True, help="rs: a sample cut off by its token budget never counts as satisfied (it may be rejected)."
+        ),
     ) -> None:
         """Build preference pairs from judged samples.
 
@@ -73,7 +76,7 @@ def register(app: typer.Typer) -> None:
         verdict_rows = read_records(verdicts, Verdict)
         prompt_rows = {p.id: p for p in read_records(prompts, Prompt)} if prompts else None
         result, stats = rejection_sampling_pairs(
-            sample_rows, verdict_rows, prompt_rows, contrast, mixed_high_ratio, reward_judge, seed
+            sample_rows, verdict_rows, prompt_rows, contrast, mixed_high_ratio, reward_judge, seed, require_finished
         )
         write_records(out, result)
         atomic_write_text(out.with_suffix(".stats.json"), json.dumps(stats.as_dict(), indent=2))

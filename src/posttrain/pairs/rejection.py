@@ -4,6 +4,12 @@ Ranking, as CGPO and Llama 3 do it: constraint satisfaction first (a sample is *
 judge returns 1, the AND of the Mixture of Judges), then the reward (a reward judge's score when one ran, else the
 mean constraint score, i.e. the fraction of constraints met).
 
+A sample cut off by the token budget (`finish_reason == "length"`) is never *satisfied* when `require_finished` is
+on (the default): its verdicts judged a fragment, and for a small model a cut-off answer is nearly always a
+degenerate repetition loop (SmolLM2-135M's greedy IFEval answers: 28 of 48 hit 384 tokens, all looping). Such a
+sample still makes a good *rejected* response: it teaches the policy to finish. Between otherwise equal samples a
+finished one ranks first, with the check on or off.
+
 Contrast modes (Kim et al. 2024 found high contrast beats low, and a mix is often best):
 - `high`:  best vs worst sample of the prompt.
 - `low`:   the adjacent pair with the smallest positive score gap.
@@ -34,12 +40,14 @@ class Scored:
     sample: Sample
     satisfied: bool
     score: float
+    finished: bool = True
 
 
 @dataclass
 class RSStats:
     prompts: int = 0
     pairs: int = 0
+    truncated: int = 0  # samples cut off by the token budget
     skipped: Counter[str] = field(default_factory=Counter)
     score_gaps: list[float] = field(default_factory=list)
     pairs_per_prompt: Counter[int] = field(default_factory=Counter)
@@ -48,6 +56,7 @@ class RSStats:
         return {
             "prompts": self.prompts,
             "pairs": self.pairs,
+            "truncated": self.truncated,
             "skipped": dict(self.skipped),
             "score_gaps": self.score_gaps,
             "pairs_per_prompt": {str(k): v for k, v in sorted(self.pairs_per_prompt.items())},
@@ -55,7 +64,10 @@ class RSStats:
 
 
 def score_samples(
-    samples: list[Sample], verdicts: Iterable[Verdict], reward_judges: Iterable[str] = ("reward",)
+    samples: list[Sample],
+    verdicts: Iterable[Verdict],
+    reward_judges: Iterable[str] = ("reward",),
+    require_finished: bool = True,
 ) -> tuple[list[Scored], int]:
     """Each sample's (satisfied, score); returns those with no judge failure and the count left out."""
     reward_names = set(reward_judges)
@@ -76,12 +88,13 @@ def score_samples(
         else:
             parts = [v.score if v.score is not None else float(v.value) for v in constraints]
             score = sum(parts) / len(parts) if parts else 0.0
-        scored.append(Scored(sample, satisfied, score))
+        finished = sample.finish_reason != "length"
+        scored.append(Scored(sample, satisfied and (finished or not require_finished), score, finished))
     return scored, failed
 
 
-def _rank_key(s: Scored) -> tuple[bool, float]:
-    return (s.satisfied, s.score)
+def _rank_key(s: Scored) -> tuple[bool, bool, float]:
+    return (s.satisfied, s.finished, s.score)
 
 
 def _choose(ranked: list[Scored], contrast: str, rng: random.Random) -> tuple[Scored, Scored] | str:
@@ -104,7 +117,7 @@ def _choose(ranked: list[Scored], contrast: str, rng: random.Random) -> tuple[Sc
         a, b = ranked[i], ranked[i + 1]
         if _rank_key(a) == _rank_key(b):
             continue
-        gap = (a.score - b.score) + (1.0 if a.satisfied != b.satisfied else 0.0)
+        gap = (a.score - b.score) + (1.0 if a.satisfied != b.satisfied else 0.0) + (a.finished != b.finished)
         if best is None or gap < best[0]:
             best = (gap, i)
     assert best is not None  # the ends differ, so some adjacent pair differs
@@ -124,6 +137,7 @@ def rejection_sampling_pairs(
     mixed_high_ratio: float = 0.5,
     reward_judges: Iterable[str] = ("reward",),
     seed: int = 0,
+    require_finished: bool = True,
 ) -> tuple[list[Pair], RSStats]:
     """One pair per prompt (when the prompt has any contrast), in the order prompts first appear in `samples`."""
     if contrast not in CONTRASTS:
@@ -141,7 +155,8 @@ def rejection_sampling_pairs(
     stats = RSStats(prompts=len(by_prompt))
     pairs: list[Pair] = []
     for prompt_id, group in by_prompt.items():
-        scored, failed = score_samples(group, verdicts, reward_judges)
+        scored, failed = score_samples(group, verdicts, reward_judges, require_finished)
+        stats.truncated += sum(not s.finished for s in scored)
         if failed:
             stats.skipped["samples_with_judge_failure"] += failed
         # Identical completions carry no preference signal: keep the first of each text.

@@ -61,6 +61,7 @@ class PairsSection:
     method: str = "rs"  # rs | mcts | both
     contrast: str = "high"  # rs: high | low | mixed | cgpo
     mixed_high_ratio: float = 0.5
+    require_finished: bool = True  # rs: a sample cut off by sample.max_new_tokens is never chosen as satisfied
     mcts_prompts: int | None = None  # MCTS is costly: search only the first k training prompts (None = all)
     mcts: MCTSConfig = field(default_factory=MCTSConfig)
 
@@ -194,7 +195,8 @@ def build_pairs(cfg: RunConfig, run_dir: Path, out: Path) -> None:
         samples = read_records(run_dir / "sample" / "samples.jsonl", Sample)
         verdicts = read_records(run_dir / "judge" / "verdicts.jsonl", Verdict)
         rs, rs_stats = rejection_sampling_pairs(
-            samples, verdicts, prompts, cfg.pairs.contrast, cfg.pairs.mixed_high_ratio, seed=cfg.seed
+            samples, verdicts, prompts, cfg.pairs.contrast, cfg.pairs.mixed_high_ratio, seed=cfg.seed,
+            require_finished=cfg.pairs.require_finished,
         )
         pairs += rs
         stats["rs"] = rs_stats.as_dict()
