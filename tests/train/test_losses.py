@@ -149,3 +149,36 @@ def test_dpo_and_ipo_match_trl(loss_type):
     else:
         ours = losses.ipo_loss(logps[:n], logps[n:], ref[:n], ref[n:], lengths[:n], lengths[n:], beta)
     assert ours.mean().item() == pytest.approx(float(expected), rel=1e-9)
+
+
+# ---------------------------------------------------------------------------------------------------- CGPO
+
+
+def sigmoid(x: float) -> float:
+    return 1 / (1 + math.exp(-x))
+
+
+def test_calibrated_reward_by_hand():
+    assert losses.calibrated_reward(t(1.0, 0.2), t(0.5, 0.2)).tolist() == pytest.approx([sigmoid(0.5), 0.5])
+
+
+def test_crpg_rewards_by_hand_and_kl_cap():
+    # R_cr 0.8 with log-ratio 2, KL_max 8: (1 - 2/8) * 0.8 = 0.6; a violated response (R_cr 0) stays 0 at any ratio;
+    # log-ratio at or beyond KL_max earns nothing; a negative log-ratio scales the reward up (1 + 4/8).
+    shaped = losses.crpg_rewards(t(0.8, 0.0, 0.8, 0.8, 0.8), t(2.0, -4.0, 8.0, 20.0, -4.0), kl_max=8.0)
+    assert shaped.tolist() == pytest.approx([0.6, 0.0, 0.0, 0.0, 1.2])
+
+
+def test_crpg_advantages_and_loss_by_hand():
+    adv = losses.crpg_advantages(t(0.8, 0.0, 0.4), t(0.0, 0.0, 0.0), kl_max=1.0)
+    assert adv.tolist() == pytest.approx([0.4, -0.4, 0.0])  # mean 0.4
+    assert losses.crpg_loss(t(-3.0, -5.0, -1.0), adv).tolist() == pytest.approx([1.2, -2.0, 0.0])
+
+
+def test_codpo_by_hand():
+    # DPO margin 7 at beta 0.1, plus lam * (10 / 5)
+    assert losses.codpo_loss(PC, PR, RC, RR, t(5), beta=0.1, lam=0.5).item() == pytest.approx(-log_sigmoid(0.7) + 1.0)
+
+
+def test_crraft_by_hand():
+    assert losses.crraft_loss(t(-4.0, -2.0), t(0.5, 0.75)).tolist() == pytest.approx([2.0, 1.5])

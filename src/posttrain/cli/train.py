@@ -1,4 +1,5 @@
-"""`posttrain train sft|rm|dpo`: offline training recipes, configured by YAML + `key=value` overrides."""
+"""`posttrain train sft|rm|dpo|cgpo`: training recipes (offline, and CGPO online), configured by YAML + `key=value`
+overrides."""
 
 from __future__ import annotations
 
@@ -34,7 +35,9 @@ def _report(result: Any, what: str) -> None:
 
 
 def register(app: typer.Typer) -> None:
-    sub = typer.Typer(help="Offline training: SFT, reward model, DPO (Llama 3 recipes).", no_args_is_help=True)
+    sub = typer.Typer(
+        help="Training: SFT, reward model, DPO (Llama 3 recipes), online CGPO.", no_args_is_help=True
+    )
     app.add_typer(sub, name="train")
 
     @sub.command("sft")
@@ -92,3 +95,37 @@ def register(app: typer.Typer) -> None:
         cfg = load_config(DPOConfig, config, overrides or [])
         rows, source = read_rows_with_lines(_data_path(cfg, data), Pair)
         _report(train_dpo(cfg, rows, source), "loss,rewards/accuracy,rewards/margin")
+
+    @sub.command("cgpo")
+    def cgpo(
+        overrides: list[str] = typer.Argument(None, help=OVERRIDES_HELP),
+        config: Path = typer.Option(None, "--config", help="YAML recipe (e.g. recipes/cgpo_ifeval.yaml)."),
+        prompts: Path = typer.Option(
+            None,
+            "--prompts",
+            help="Prompt records (JSONL/Parquet); default: data.path, else synthetic IF prompts.",
+        ),
+    ) -> None:
+        """Online CGPO (Mixture of Judges; CRPG, CODPO or CRRAFT per task) on the in-process policy.
+
+        Example: posttrain train cgpo --config recipes/cgpo_ifeval.yaml tasks.instruction_following.optimizer=crpg
+        """
+        from posttrain.config import load_config
+        from posttrain.records import Prompt
+        from posttrain.train.cgpo import CGPOConfig, train_cgpo
+        from posttrain.train.data import read_rows_with_lines
+
+        cfg = load_config(CGPOConfig, config, overrides or [])
+        path = str(prompts) if prompts is not None else cfg.data.path
+        rows, source = read_rows_with_lines(path, Prompt) if path else (None, None)
+        result = train_cgpo(cfg, rows, source)
+        _report(result, "loss,violation,calibrated_reward,kl")
+        for name in ("eval_before", "eval_after"):
+            metrics = result.output_dir / name / "heldout" / "metrics.json"
+            if metrics.exists():
+                import json
+
+                acc = json.loads(metrics.read_text(encoding="utf-8"))["prompt_level_strict_acc"]
+                Console().print(
+                    f"{name}: held-out violation rate {1 - acc:.3f} (prompt-level strict, IFEval mode)"
+                )

@@ -54,6 +54,7 @@ from posttrain.train.runtime import (
     apply_lora,
     check_loop,
     check_run_matches,
+    configure_process,
     latest_checkpoint,
     load_checkpoint,
     load_tokenizer_and_check,
@@ -62,7 +63,6 @@ from posttrain.train.runtime import (
     run_fingerprint,
     save_checkpoint,
     save_final,
-    set_threads,
     torch_dtype,
 )
 
@@ -218,7 +218,7 @@ def train_dpo(
     check_config(cfg)
     source = source or Source()
     loop = cfg.train
-    set_threads(loop.threads)
+    configure_process(loop)
     torch.manual_seed(loop.seed)
     accel = make_accelerator(loop)
 

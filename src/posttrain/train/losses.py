@@ -6,7 +6,8 @@ token counts (`*_lengths`), and, for the reward model, scalar rewards. Every fun
 
 References: DPO (Rafailov et al. 2023, eq. 7), IPO (Azar et al. 2023, eq. 17, length-normalised as in TRL),
 Llama 3 §4.1.4 (DPO + 0.2 x NLL on the chosen response), CGPO's CODPO (Xu et al. 2024, eq. 14: length-normalised
-chosen likelihood), DPO-Positive / Smaug (Pal et al. 2024), Llama 2 §3.2.2 (Bradley-Terry reward loss with margin).
+chosen likelihood), DPO-Positive / Smaug (Pal et al. 2024), Llama 2 §3.2.2 (Bradley-Terry reward loss with margin),
+CGPO's CRPG and CRRAFT (Xu et al. 2024, §4.2; docs/methods/cgpo.md).
 """
 
 from __future__ import annotations
@@ -137,3 +138,59 @@ def sft_loss(token_logps: Tensor, response_mask: Tensor, normalizer: float | Non
     mask = response_mask.to(token_logps.dtype)
     count = mask.sum().clamp(min=1) if normalizer is None else normalizer
     return -(token_logps * mask).sum() / count
+
+
+# ---------------------------------------------------------------------------------------------------- CGPO
+
+
+def calibrated_reward(rewards: Tensor, baseline_rewards: Tensor) -> Tensor:
+    """CGPO §4.1: R_calib(s, a) = σ(r(s, a) − r(s, ā)), about P(a ≻ ā | s); in [0, 1], comparable across prompts."""
+    return torch.sigmoid(rewards - baseline_rewards)
+
+
+def crpg_rewards(constrained_rewards: Tensor, logratios: Tensor, kl_max: float) -> Tensor:
+    """CRPG's KL-regularised reward R̃_cr = max(1 − log(π_w(a|s)/π_ref(a|s)) / KL_max, 0) · R_cr.
+
+    `constrained_rewards` is R_cr: the calibrated reward where every judge passed and 0 where one failed. A response
+    whose sequence log-ratio reaches KL_max earns nothing, which is what keeps the policy inside the KL budget.
+    """
+    return torch.clamp(1 - logratios / kl_max, min=0) * constrained_rewards
+
+
+def crpg_advantages(constrained_rewards: Tensor, logratios: Tensor, kl_max: float) -> Tensor:
+    """R̃_cr minus its mean over the batch: the paper's REINFORCE baseline (no critic). Detached inputs."""
+    shaped = crpg_rewards(constrained_rewards, logratios, kl_max)
+    return shaped - shaped.mean()
+
+
+def crpg_loss(policy_logps: Tensor, advantages: Tensor) -> Tensor:
+    """−(R̃_cr − mean R̃_cr) · log π_w(a|s) per response; its gradient, averaged, is −g of CGPO's CRPG update.
+
+    Advantages are computed once per step over the whole batch (`crpg_advantages`), so the batch can go through
+    the model in parts and still get the batch-mean baseline.
+    """
+    return -advantages.detach() * policy_logps
+
+
+def codpo_loss(
+    policy_chosen_logps: Tensor,
+    policy_rejected_logps: Tensor,
+    ref_chosen_logps: Tensor,
+    ref_rejected_logps: Tensor,
+    chosen_lengths: Tensor,
+    beta: float = 0.1,
+    lam: float = 1.0,
+) -> Tensor:
+    """CODPO (CGPO eq. 14): −log σ(β·Δ) − (λ/|a⁺|)·log π_w(a⁺|s).
+
+    The sign of the likelihood term is the one that *raises* the chosen likelihood (the text's intent; eq. 15's
+    sign is inconsistent). The paper reports neither β nor λ.
+    """
+    dpo = dpo_loss(policy_chosen_logps, policy_rejected_logps, ref_chosen_logps, ref_rejected_logps, beta)
+    return dpo + lam * chosen_nll(policy_chosen_logps, chosen_lengths)
+
+
+def crraft_loss(policy_logps: Tensor, calibrated_rewards: Tensor) -> Tensor:
+    """CRRAFT: −R_calib(s, a*) · log π_w(a*|s), calibrated-reward-weighted SFT on the selected response (sequence
+    log-likelihood, not per token, as the paper's update writes it)."""
+    return -calibrated_rewards.detach() * policy_logps

@@ -55,6 +55,7 @@ from posttrain.train.runtime import (
     apply_lora,
     check_loop,
     check_run_matches,
+    configure_process,
     latest_checkpoint,
     load_checkpoint,
     load_tokenizer_and_check,
@@ -63,7 +64,6 @@ from posttrain.train.runtime import (
     run_fingerprint,
     save_checkpoint,
     save_final,
-    set_threads,
     torch_dtype,
 )
 
@@ -227,7 +227,7 @@ def train_reward(
     check_policy(cfg.data.long_prompt)
     source = source or Source()
     loop = cfg.train
-    set_threads(loop.threads)
+    configure_process(loop)
     torch.manual_seed(loop.seed)  # the reward head starts random: make it reproducible
     accel = make_accelerator(loop)
 

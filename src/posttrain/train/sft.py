@@ -49,6 +49,7 @@ from posttrain.train.runtime import (
     apply_lora,
     check_loop,
     check_run_matches,
+    configure_process,
     latest_checkpoint,
     load_checkpoint,
     load_tokenizer_and_check,
@@ -57,7 +58,6 @@ from posttrain.train.runtime import (
     run_fingerprint,
     save_checkpoint,
     save_final,
-    set_threads,
     torch_dtype,
 )
 
@@ -144,7 +144,7 @@ def train_sft(
     check_policy(cfg.data.long_prompt)
     source = source or Source()
     loop = cfg.train
-    set_threads(loop.threads)
+    configure_process(loop)
     torch.manual_seed(loop.seed)
     accel = make_accelerator(loop)
 

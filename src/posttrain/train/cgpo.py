@@ -1,0 +1,735 @@
+"""CGPO, Constrained Generative Policy Optimization (Xu et al. 2024, arXiv 2409.20370), one readable loop.
+
+    result = train_cgpo(load_config(CGPOConfig, "recipes/cgpo_ifeval.yaml"), prompts)
+
+Algorithm 1, per step and per task (Algorithm 2 runs every task and adds the gradients with weights ρ_l):
+
+1. take the task's next B prompts; generate K responses each from the *current* policy (the hf backend shares
+   the model object being trained, so it samples with this step's weights);
+2. run the task's Mixture of Judges (`judges/mixture.py`): a response is satisfied only if *every* constraint
+   judge passes (AND; the paper's pseudo-code says OR, its text says AND), and gets the calibrated reward
+   R_calib = σ(r(a) − r(ā)) against the prompt's baseline response ā;
+3. log-probs of the responses under the policy and the frozen reference π_ref (a copy of the starting model), so
+   log-ratio = log π_w(a|s) − log π_ref(a|s);
+4. the task's optimizer builds its loss from `losses.py`:
+   - CRPG: R_cr = R_calib if satisfied else 0, shaped by max(1 − log-ratio/KL_max, 0), REINFORCE with the batch
+     mean as baseline, over all B·K responses;
+   - CODPO: per prompt, chosen = the highest-reward satisfied response, rejected = the lowest-reward violated one
+     (none violated: the lowest-reward other response; none satisfied: the prompt is skipped); DPO + (λ/|a⁺|)·NLL;
+   - CRRAFT: per prompt, the highest-reward satisfied response with log-ratio ≤ KL_max, weighted by its R_calib
+     (none: the baseline ā if it satisfies every constraint, else skip); SFT on it;
+5. backward(ρ_l · loss_l) for each task, one AdamW step.
+
+Baselines ā: a prompt's `gold` (or a `baseline` column) when present, else one response of the reference policy
+sampled before training and cached in `<out>/baselines.jsonl` (resumable, like every sample stage).
+
+Prompts are a list of `Prompt` records (their `task` picks the task config; `"*"` catches the rest), or synthetic
+instruction-following prompts made as `posttrain run` makes them (`prompts.*`), in which case the held-out split
+is evaluated greedily before and after training (`<out>/eval_before`, `<out>/eval_after`, IFEval metrics).
+
+Checkpoints every `train.save_every` steps hold the weights, optimizer, schedule and RNG; a rerun resumes from
+the last one and, since every step's sampling is seeded by (train.seed, step), repeats the same trajectory.
+Single process only: generation runs in-process on the trained weights.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from posttrain.config import build, check_keys
+from posttrain.errors import InputError
+from posttrain.judges.base import Judge, get_judge
+from posttrain.judges.mixture import ANY_TASK, MixtureOfJudges, MixtureResult, TaskJudges
+from posttrain.judges.runner import judge_spec
+from posttrain.models.backend import Completion, SamplingParams
+from posttrain.pipeline.quickstart import EvalSection, PromptsSection, RunConfig
+from posttrain.records import Prompt, Sample, read_records
+from posttrain.train import losses
+from posttrain.train.data import (
+    Sequence,
+    Source,
+    check_policy,
+    collate,
+    long_prompt_error,
+    pad_token_id,
+    plan_batches,
+    render,
+)
+from posttrain.train.logprobs import check_supported, sequence_logps, token_logps
+from posttrain.train.runtime import (
+    DataConfig,
+    LoopConfig,
+    LoRAConfig,
+    MetricsLog,
+    ModelConfig,
+    Progress,
+    TrainResult,
+    apply_lora,
+    check_loop,
+    check_run_matches,
+    configure_process,
+    latest_checkpoint,
+    load_checkpoint,
+    load_tokenizer_and_check,
+    make_optimizer,
+    run_fingerprint,
+    save_checkpoint,
+    save_final,
+    torch_dtype,
+)
+
+OPTIMIZERS = ("crpg", "codpo", "crraft")
+BASELINE_SOURCES = ("auto", "gold", "reference")
+
+# ---------------------------------------------------------------------------------------------------- config
+
+
+@dataclass
+class CGPOTask:
+    """One task of Algorithm 2: its judges, reward, optimizer and hyperparameters."""
+
+    optimizer: str = "crraft"  # crpg | codpo | crraft
+    # Constraint judges, ANDed: verdict name -> options (`type:` picks the registry judge, as in recipes/judges.yaml).
+    judges: dict[str, dict[str, Any]] = field(default_factory=lambda: {"ifeval": {"mode": "fixed"}})
+    # r(s, a): any judge's score, e.g. a reward model ({type: reward_model, model: DIR}) or the IF judge's
+    # fraction of constraints met ({type: ifeval}).
+    reward: dict[str, Any] | None = field(default_factory=lambda: {"type": "ifeval", "mode": "fixed"})
+    k: int = 4  # responses per prompt
+    batch_size: int = 4  # prompts per step (B_l)
+    kl_max: float = 10.0  # nats of sequence log-ratio (CRPG shaping, CRRAFT filter)
+    weight: float = 1.0  # ρ_l
+    beta: float = 0.1  # CODPO's DPO β (not reported in the paper)
+    lam: float = 1.0  # CODPO's λ on the length-normalised chosen likelihood (not reported in the paper)
+
+
+@dataclass
+class GenerationConfig:
+    max_new_tokens: int = 128
+    temperature: float = 1.0  # 1.0 keeps the sampled responses on-policy (and the logged KL an estimate of KL)
+    top_p: float = 1.0
+    batch_size: int = 16  # sequences per decode batch
+    require_finished: bool = True  # a response cut off by max_new_tokens counts as violated (as RS pairs do)
+
+
+@dataclass
+class BaselineConfig:
+    source: str = (
+        "auto"  # auto: gold/baseline field when present, else the reference policy | gold | reference
+    )
+    temperature: float = 1.0  # ā ~ π_ref (CGPO §4.1); 0 = the reference's greedy response
+
+
+@dataclass
+class CGPODataConfig(DataConfig):
+    # The end-of-turn token the policy sampled is part of its action, so it is a target (responses cut at
+    # max_new_tokens never sampled one: their format tokens are masked whatever this says).
+    mask_format_tokens: bool = False
+
+
+@dataclass
+class CGPOLoopConfig(LoopConfig):
+    output_dir: str = "runs/cgpo"
+    lr: float = 1e-6
+    examples_per_forward: int | None = 4  # sequences (CODPO: pairs) per forward/backward pass
+
+
+@dataclass
+class CGPOConfig:
+    model: ModelConfig = field(default_factory=ModelConfig)
+    lora: LoRAConfig = field(default_factory=LoRAConfig)
+    data: CGPODataConfig = field(default_factory=CGPODataConfig)
+    train: CGPOLoopConfig = field(default_factory=CGPOLoopConfig)
+    generation: GenerationConfig = field(default_factory=GenerationConfig)
+    baseline: BaselineConfig = field(default_factory=BaselineConfig)
+    # task name -> CGPOTask fields; a prompt's `task` picks its entry, "*" takes tasks not listed.
+    tasks: dict[str, dict[str, Any]] = field(default_factory=lambda: {"instruction_following": {}})
+    prompts: PromptsSection = field(default_factory=PromptsSection)  # used when no prompts are given
+    eval: EvalSection = field(default_factory=EvalSection)
+    evaluate: bool = True  # greedy IFEval on the synthetic held-out prompts before and after training
+
+
+def parse_tasks(cfg: CGPOConfig) -> dict[str, CGPOTask]:
+    """The `tasks` mapping as CGPOTask configs, every value checked (bad config is an InputError)."""
+    if not cfg.tasks:
+        raise InputError("tasks: give at least one task (e.g. tasks.instruction_following.optimizer=crraft)")
+    tasks = {}
+    for name, raw in cfg.tasks.items():
+        raw = raw or {}
+        if not isinstance(raw, dict):
+            raise InputError(f"tasks.{name} must be a mapping of task settings, got {raw!r}")
+        check_keys(CGPOTask, raw, None, prefix=f"tasks.{name}.")
+        task = build(CGPOTask, raw)
+        where = f"tasks.{name}"
+        if task.optimizer not in OPTIMIZERS:
+            raise InputError(
+                f"{where}.optimizer must be one of {', '.join(OPTIMIZERS)}, got '{task.optimizer}'"
+            )
+        if not task.judges:
+            raise InputError(f"{where}.judges: CGPO needs at least one constraint judge per task")
+        if task.reward is None:
+            raise InputError(
+                f"{where}.reward: CGPO needs a reward (a reward model or a judge score) per task"
+            )
+        if task.k < 1 or task.batch_size < 1:
+            raise InputError(f"{where}: k and batch_size must be at least 1")
+        if task.optimizer == "codpo" and task.k < 2:
+            raise InputError(f"{where}: codpo needs k >= 2 responses per prompt to form a pair")
+        if task.kl_max <= 0 or task.beta <= 0 or task.weight < 0 or task.lam < 0:
+            raise InputError(f"{where}: kl_max and beta must be positive, weight and lam not negative")
+        tasks[name] = task
+    return tasks
+
+
+def check_config(cfg: CGPOConfig) -> dict[str, CGPOTask]:
+    check_loop(cfg.train)
+    check_policy(cfg.data.long_prompt)
+    if cfg.baseline.source not in BASELINE_SOURCES:
+        raise InputError(
+            f"baseline.source must be one of {', '.join(BASELINE_SOURCES)}, got '{cfg.baseline.source}'"
+        )
+    try:
+        SamplingParams(cfg.generation.max_new_tokens, cfg.generation.temperature, cfg.generation.top_p)
+    except ValueError as err:
+        raise InputError(f"generation: {err}") from None
+    return parse_tasks(cfg)
+
+
+def build_mixture(tasks: dict[str, CGPOTask]) -> MixtureOfJudges:
+    """One Mixture of Judges with every task's constraint judges and reward judge."""
+
+    def make(name: str, options: dict[str, Any]) -> Judge:
+        kind, opts = judge_spec(name, options)
+        judge = get_judge(kind, **opts)
+        judge.name = name
+        return judge
+
+    specs = {}
+    for task_name, task in tasks.items():
+        constraints = [make(name, opts) for name, opts in task.judges.items()]
+        assert task.reward is not None
+        # A judge's score serves as r(s, a) whatever its kind, so the reward gets its own name in the verdicts.
+        reward = make(str(task.reward.get("type", "reward")), task.reward)
+        reward.name = f"reward:{reward.name}"
+        specs[task_name] = TaskJudges(constraints, reward)
+    return MixtureOfJudges(tasks=specs)
+
+
+# ---------------------------------------------------------------------------------------------------- prompts
+
+
+def task_of(prompt: Prompt, tasks: dict[str, CGPOTask]) -> str | None:
+    if prompt.task in tasks:
+        return prompt.task
+    return ANY_TASK if ANY_TASK in tasks else None
+
+
+def partition(
+    prompts: list[Prompt],
+    tasks: dict[str, CGPOTask],
+    mixture: MixtureOfJudges,
+    tokenizer: Any,
+    cfg: CGPOConfig,
+    source: Source,
+) -> dict[str, list[int]]:
+    """Prompt indices per task (Algorithm 2's disjoint D_l), after checking every prompt can be judged and trained."""
+    by_task: dict[str, list[int]] = {name: [] for name in tasks}
+    for i, p in enumerate(prompts):
+        try:
+            name = task_of(p, tasks)
+            if name is None:
+                raise InputError(
+                    f"unknown task '{p.task}': configured tasks are {', '.join(tasks)} (add '*' for others)"
+                )
+            for judge in mixture.task_judges(name).constraints:
+                if hasattr(judge, "validate"):
+                    judge.validate(p)  # unknown constraint ids or bad kwargs, before any generation
+            if render(tokenizer, p.prompt, "x", cfg.data.max_length, False) is None:
+                if cfg.data.long_prompt == "skip":
+                    continue
+                raise long_prompt_error(cfg.data.max_length)
+        except InputError as err:
+            raise source.error(i, err) from None
+        by_task[name].append(i)
+    for name, task in tasks.items():
+        if len(by_task[name]) < task.batch_size:
+            raise InputError(
+                f"task '{name}' has {len(by_task[name])} prompts, fewer than its batch_size {task.batch_size}"
+            )
+    return by_task
+
+
+def synthetic_prompts(cfg: CGPOConfig, out: Path) -> list[Prompt]:
+    """Training prompts made exactly as `posttrain run` makes them (same seed: same train/held-out split)."""
+    from posttrain.pipeline.quickstart import make_prompts
+
+    make_prompts(eval_run_config(cfg), out / "prompts")
+    return read_records(out / "prompts" / "train.jsonl", Prompt)
+
+
+def eval_run_config(cfg: CGPOConfig) -> RunConfig:
+    return RunConfig(
+        model=cfg.model.name,
+        seed=cfg.train.seed,
+        threads=cfg.train.threads,
+        prompts=cfg.prompts,
+        eval=cfg.eval,
+    )
+
+
+def reference_baselines(
+    cfg: CGPOConfig, prompts: list[Prompt], reference: Any, tokenizer: Any, out: Path
+) -> dict[str, str]:
+    """ā per prompt id: the prompt's gold/baseline, else one reference-policy response cached on disk."""
+    from posttrain.models.hf import HFBackend
+    from posttrain.progress import generation_progress
+    from posttrain.sampling import sample_prompts
+
+    found = {p.id: getattr(p, "baseline", None) or p.gold for p in prompts}
+    if cfg.baseline.source == "reference":
+        found = {pid: None for pid in found}
+    missing = [p for p in prompts if not found[p.id]]
+    if missing and cfg.baseline.source == "gold":
+        raise InputError(
+            f"baseline.source=gold but {len(missing)} prompts have no gold answer (first: {missing[0].id})"
+        )
+    if missing:
+        gen = cfg.generation
+        backend = HFBackend(
+            cfg.model.name, cfg.train.threads, gen.batch_size, model_and_tokenizer=(reference, tokenizer)
+        )
+        params = SamplingParams(gen.max_new_tokens, cfg.baseline.temperature, gen.top_p, seed=cfg.train.seed)
+        path = out / "baselines.jsonl"
+        with generation_progress("baselines (π_ref)", len(missing)) as bar:
+            sample_prompts(backend, missing, path, 1, params, cfg.model.name, gen.batch_size, bar.advance)
+        for s in read_records(path, Sample):
+            # An empty ā still has a reward (e.g. the constraints it happens to meet); the mixture refuses "".
+            found[s.prompt_id] = s.completion or " "
+    return {pid: str(text) for pid, text in found.items()}
+
+
+# ---------------------------------------------------------------------------------------------------- selection
+
+
+def codpo_pair(ok: list[bool | None], rewards: list[float]) -> tuple[int, int] | None:
+    """(chosen, rejected) among one prompt's K responses (None = judge failure, left out), or None to skip."""
+    satisfied = [i for i, v in enumerate(ok) if v is True]
+    if not satisfied:
+        return None
+    chosen = max(satisfied, key=lambda i: rewards[i])
+    violated = [i for i, v in enumerate(ok) if v is False]
+    # No violated response: the paper falls back to the lowest-reward generation (other than the chosen one).
+    pool = violated or [i for i in satisfied if i != chosen]
+    if not pool:
+        return None
+    return chosen, min(pool, key=lambda i: rewards[i])
+
+
+def crraft_choice(
+    ok: list[bool | None], rewards: list[float], logratios: list[float], kl_max: float
+) -> int | None:
+    """The highest-reward satisfied response within the KL budget, or None (the caller falls back to ā)."""
+    within = [i for i, v in enumerate(ok) if v is True and logratios[i] <= kl_max]
+    return max(within, key=lambda i: rewards[i]) if within else None
+
+
+# ---------------------------------------------------------------------------------------------------- model passes
+
+
+def to_sequence(
+    tokenizer: Any, prompt: Prompt, completion: Completion, cfg: CGPODataConfig
+) -> Sequence | None:
+    """The sampled response as training tokens; None when it cannot be trained on (empty, or no room)."""
+    if not completion.text.strip():
+        return None
+    mask = cfg.mask_format_tokens or completion.finish_reason == "length"
+    return render(tokenizer, prompt.prompt, completion.text, cfg.max_length, mask)
+
+
+@torch.no_grad()
+def all_logps(model: Any, seqs: list[Sequence], per_forward: int, pad: int, cfg: CGPOConfig) -> torch.Tensor:
+    """Sum of target log-probs of each sequence (float64), without gradients."""
+    out = []
+    for start in range(0, len(seqs), per_forward):
+        batch = collate(seqs[start : start + per_forward], pad, cfg.data.packing)
+        out.append(sequence_logps(token_logps(model, batch, cfg.train.logprob_chunk), batch).double())
+    return torch.cat(out) if out else torch.zeros(0, dtype=torch.float64)
+
+
+def backward_in_parts(
+    model: Any,
+    seqs: list[Sequence],
+    group: int,
+    per_forward: int,
+    pad: int,
+    cfg: CGPOConfig,
+    scale: float,
+    part_loss: Any,
+) -> float:
+    """Forward + backward `seqs` a few units at a time (a unit is `group` consecutive sequences: 2 for a CODPO
+    pair); `part_loss(start, logps, lengths)` gives the summed loss of the units from unit `start`. Each unit's
+    loss depends only on its own sequences (batch-level terms were precomputed), so the gradient is exact."""
+    total = 0.0
+    autocast = torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.train.mixed_precision == "bf16")
+    width = per_forward * group
+    for start in range(0, len(seqs), width):
+        batch = collate(seqs[start : start + width], pad, cfg.data.packing)
+        with autocast:
+            logps = sequence_logps(token_logps(model, batch, cfg.train.logprob_chunk), batch)
+        loss = part_loss(start // group, logps, batch.lengths().to(logps.device))
+        (loss * scale).backward()
+        total += float(loss.detach())
+    return total
+
+
+# ---------------------------------------------------------------------------------------------------- one task step
+
+
+@dataclass
+class Rollout:
+    """One task's batch after generation, judging and the no-grad log-prob passes; index i is the i-th response
+    (prompt `prompt_of[i]`), grouped by prompt."""
+
+    batch: list[Prompt]
+    prompt_of: list[int]
+    completions: list[Completion]
+    results: list[MixtureResult]
+    seqs: list[Sequence | None]  # None: not trainable (empty, or no room)
+    ok: list[bool | None]  # satisfied (AND of the judges); None: a judge or the reward failed
+    reward: list[float]
+    calibrated: list[float]
+    ref_logps: torch.Tensor
+    logratio: torch.Tensor  # log π_w(a|s) − log π_ref(a|s); nan where not trainable
+
+    def of_prompt(self, b: int) -> list[int]:
+        return [i for i, p in enumerate(self.prompt_of) if p == b and self.seqs[i] is not None]
+
+
+@dataclass
+class Update:
+    """What an optimizer trains on: `seqs` in units of `group` sequences, `n` units for the 1/n mean, and
+    `part_loss(first unit, logps, lengths)` for the summed loss of a run of units."""
+
+    seqs: list[Sequence]
+    group: int
+    n: int
+    part_loss: Callable[[int, torch.Tensor, torch.Tensor], torch.Tensor]
+    stats: dict[str, Any]
+
+
+def crpg_update(task: CGPOTask, r: Rollout) -> Update:
+    use = [i for i, s in enumerate(r.seqs) if s is not None and r.ok[i] is not None]
+    r_cr = torch.tensor([r.results[i].constrained_reward or 0.0 for i in use], dtype=torch.float64)
+    shaped = losses.crpg_rewards(r_cr, r.logratio[use], task.kl_max)
+    adv = losses.crpg_advantages(r_cr, r.logratio[use], task.kl_max)
+
+    def part_loss(start: int, logps: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        return losses.crpg_loss(logps, adv[start : start + len(logps)].to(logps)).sum()
+
+    stats = {"shaped_reward": float(shaped.mean()) if use else 0.0, "trained": len(use)}
+    return Update([s for i in use if (s := r.seqs[i]) is not None], 1, len(use), part_loss, stats)
+
+
+def codpo_update(task: CGPOTask, r: Rollout) -> Update:
+    pairs = []
+    for b in range(len(r.batch)):
+        idx = r.of_prompt(b)
+        pick = codpo_pair([r.ok[i] for i in idx], [r.reward[i] for i in idx])
+        if pick is not None:
+            pairs.append((idx[pick[0]], idx[pick[1]]))
+    ref = r.ref_logps[[i for pair in pairs for i in pair]].reshape(-1, 2)
+
+    def part_loss(start: int, logps: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        part = ref[start : start + len(logps) // 2].to(logps)
+        chosen, rejected = logps[0::2], logps[1::2]
+        return losses.codpo_loss(
+            chosen, rejected, part[:, 0], part[:, 1], lengths[0::2], task.beta, task.lam
+        ).sum()
+
+    seqs = [s for pair in pairs for i in pair if (s := r.seqs[i]) is not None]
+    return Update(
+        seqs, 2, len(pairs), part_loss, {"pairs": len(pairs), "skipped_prompts": len(r.batch) - len(pairs)}
+    )
+
+
+def crraft_update(task: CGPOTask, r: Rollout, ctx: dict[str, Any], cfg: CGPOConfig) -> Update:
+    seqs, weights, fallbacks = [], [], 0
+    for b, prompt in enumerate(r.batch):
+        idx = r.of_prompt(b)
+        logratios = [float(r.logratio[i]) for i in idx]
+        pick = crraft_choice([r.ok[i] for i in idx], [r.reward[i] for i in idx], logratios, task.kl_max)
+        chosen = r.seqs[idx[pick]] if pick is not None else None
+        if chosen is not None and pick is not None:
+            seqs.append(chosen)
+            weights.append(r.calibrated[idx[pick]])
+            continue
+        # No response qualifies: train on ā, but only if it satisfies every constraint itself.
+        base = ctx["baselines"][prompt.id]
+        check = ctx["mixture"].evaluate([prompt], [base], baseline=[base])[0]
+        if check.value != 1 or check.calibrated is None or not base.strip():
+            continue
+        seq = render(ctx["tokenizer"], prompt.prompt, base, cfg.data.max_length, cfg.data.mask_format_tokens)
+        if seq is not None:
+            seqs.append(seq)
+            weights.append(check.calibrated)  # σ(r(ā) − r(ā)) = 0.5
+            fallbacks += 1
+    w = torch.tensor(weights, dtype=torch.float64)
+
+    def part_loss(start: int, logps: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        return losses.crraft_loss(logps, w[start : start + len(logps)].to(logps)).sum()
+
+    stats = {"selected": len(seqs), "baseline_used": fallbacks, "skipped_prompts": len(r.batch) - len(seqs)}
+    return Update(seqs, 1, len(seqs), part_loss, stats)
+
+
+def rollout(task: CGPOTask, batch: list[Prompt], step: int, ctx: dict[str, Any], cfg: CGPOConfig) -> Rollout:
+    """Algorithm 1, lines 3-6: K responses per prompt from the current policy, judged, with their log-ratios."""
+    model, gen = ctx["model"], cfg.generation
+    per_forward = cfg.train.examples_per_forward or 10**9
+    model.eval()
+    seed = cfg.train.seed * 1_000_003 + step  # a resumed run samples what the uninterrupted one sampled
+    params = SamplingParams(gen.max_new_tokens, gen.temperature, gen.top_p, seed=seed)
+    rows = ctx["backend"].generate([p.prompt for p in batch], task.k, params)
+    prompt_of = [b for b, row in enumerate(rows) for _ in row]
+    completions = [c for row in rows for c in row]
+    results = ctx["mixture"].evaluate(
+        [batch[b] for b in prompt_of],
+        [c.text for c in completions],
+        baseline=[ctx["baselines"][batch[b].id] for b in prompt_of],
+    )
+    seqs = [
+        to_sequence(ctx["tokenizer"], batch[b], c, cfg.data)
+        for b, c in zip(prompt_of, completions, strict=True)
+    ]
+    trainable = [s for s in seqs if s is not None]
+    where = [i for i, s in enumerate(seqs) if s is not None]
+    policy_lp = torch.full((len(seqs),), float("nan"), dtype=torch.float64)
+    ref_lp = policy_lp.clone()
+    if trainable:
+        policy_lp[where] = all_logps(model, trainable, per_forward, ctx["pad"], cfg)
+        ref_lp[where] = all_logps(ctx["reference"], trainable, per_forward, ctx["pad"], cfg)
+    model.train()
+    return Rollout(
+        batch=batch,
+        prompt_of=prompt_of,
+        completions=completions,
+        results=results,
+        seqs=seqs,
+        # A judge failure (-1) says nothing about the response: neither satisfied nor violated, left out.
+        # A response cut off by the token budget is violated when `require_finished`: its verdicts judged a fragment.
+        ok=[
+            None if r.constrained_reward is None
+            else r.value == 1 and (c.finish_reason != "length" or not gen.require_finished)
+            for r, c in zip(results, completions, strict=True)
+        ],
+        reward=[r.reward if r.reward is not None else 0.0 for r in results],
+        calibrated=[r.calibrated if r.calibrated is not None else 0.0 for r in results],
+        ref_logps=ref_lp,
+        logratio=policy_lp - ref_lp,
+    )
+
+
+def task_step(
+    name: str, task: CGPOTask, batch: list[Prompt], step: int, ctx: dict[str, Any], cfg: CGPOConfig
+) -> dict[str, Any]:
+    """Generate, judge and backward one task's batch (Algorithm 1, lines 3-12); returns its metrics."""
+    r = rollout(task, batch, step, ctx, cfg)
+    if task.optimizer == "crpg":
+        update = crpg_update(task, r)
+    elif task.optimizer == "codpo":
+        update = codpo_update(task, r)
+    else:
+        update = crraft_update(task, r, ctx, cfg)
+    n = max(update.n, 1)
+    # Algorithm 1's (1/n)Σ over the task's units, times Algorithm 2's ρ_l.
+    per_forward = cfg.train.examples_per_forward or 10**9
+    loss_sum = backward_in_parts(
+        ctx["model"],
+        update.seqs,
+        update.group,
+        per_forward,
+        ctx["pad"],
+        cfg,
+        task.weight / n,
+        update.part_loss,
+    )
+    judged = [res for res in r.results if res.value != -1]
+    trained = [s for s in r.seqs if s is not None]
+    row = {
+        "loss": loss_sum / n,
+        "violation": sum(res.value == 0 for res in judged) / max(len(judged), 1),
+        "calibrated_reward": sum(r.calibrated) / max(len(r.calibrated), 1),
+        "reward": sum(r.reward) / max(len(r.reward), 1),
+        "kl": float(r.logratio[~r.logratio.isnan()].mean()) if trained else 0.0,
+        "response_length": sum(c.completion_tokens for c in r.completions) / max(len(r.completions), 1),
+        "judge_failures": len(r.results) - len(judged),
+        "tokens": sum(s.n_targets for s in trained),
+        **update.stats,
+    }
+    for judge in ctx["mixture"].task_judges(name).constraints:
+        values = [res.judgments[judge.name].value for res in r.results]
+        values = [v for v in values if v != -1]
+        row[f"violation/{judge.name}"] = sum(v == 0 for v in values) / max(len(values), 1)
+    return row
+
+
+def merge_rows(rows: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """Step metrics: one task's as they are; several tasks' under `<task>/` plus their loss total."""
+    if len(rows) == 1:
+        return next(iter(rows.values()))
+    merged: dict[str, Any] = {"loss": sum(r["loss"] for r in rows.values())}
+    for task, row in rows.items():
+        merged.update({f"{task}/{k}": v for k, v in row.items()})
+    for key in ("violation", "calibrated_reward", "kl", "response_length"):
+        merged[key] = sum(r[key] for r in rows.values()) / len(rows)
+    return merged
+
+
+# ---------------------------------------------------------------------------------------------------- the loop
+
+
+def train_cgpo(
+    cfg: CGPOConfig,
+    prompts: list[Prompt] | None = None,
+    source: Source | None = None,
+    model: Any = None,
+    tokenizer: Any = None,
+) -> TrainResult:
+    """Train with CGPO on `prompts` (None: the synthetic prompts of `cfg.prompts`); returns where the model and
+    metrics are. `model`/`tokenizer` may be passed in already loaded; otherwise `cfg.model` is loaded."""
+    from posttrain.models.embedded import load_model_and_tokenizer
+    from posttrain.models.hf import HFBackend
+
+    tasks = check_config(cfg)
+    mixture = build_mixture(tasks)
+    loop = cfg.train
+    configure_process(loop)
+    torch.manual_seed(loop.seed)
+    out = Path(loop.output_dir)
+    synthetic = prompts is None
+    source = source or Source()
+
+    if model is None:
+        model, tokenizer = load_model_and_tokenizer(cfg.model.name, dtype=torch_dtype(cfg.model.dtype))
+    tokenizer = load_tokenizer_and_check(cfg.model, model, tokenizer)
+    check_supported(model)
+    if synthetic:
+        prompts = synthetic_prompts(cfg, out)
+    assert prompts is not None
+    by_task = partition(prompts, tasks, mixture, tokenizer, cfg, source)
+
+    used = [prompts[i] for idx in by_task.values() for i in idx]
+    fingerprint = run_fingerprint(
+        [p.id for p in used], cfg.model.name, asdict(cfg.data), asdict(cfg.lora), asdict(cfg.generation),
+        asdict(cfg.baseline), {n: asdict(t) for n, t in tasks.items()},
+        {k: v for k, v in loop.__dict__.items() if k not in ("progress", "threads", "output_dir", "save_every")},
+    )  # fmt: skip
+    if loop.resume:
+        check_run_matches(out, fingerprint)
+    else:
+        shutil.rmtree(out / "checkpoints", ignore_errors=True)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "run.json").write_text(
+        json.dumps({"fingerprint": fingerprint, "recipe": "cgpo"}), encoding="utf-8"
+    )
+
+    if synthetic and cfg.evaluate and not (out / "eval_before" / "heldout" / "metrics.json").exists():
+        from posttrain.pipeline.quickstart import _greedy_eval
+
+        _greedy_eval(eval_run_config(cfg), cfg.model.name, out, out / "eval_before")
+
+    # π_ref is the starting policy, frozen; a copy costs one model of memory and keeps the loop free of swaps.
+    reference = copy.deepcopy(model).eval().requires_grad_(False)
+    baselines = reference_baselines(cfg, used, reference, tokenizer, out)
+    model = apply_lora(model, cfg.lora)
+    model.train()
+    # Shares the model object, so every step samples from the weights being trained.
+    backend = HFBackend(
+        cfg.model.name, loop.threads, cfg.generation.batch_size, model_and_tokenizer=(model, tokenizer)
+    )
+
+    steps_per_epoch = {name: len(idx) // tasks[name].batch_size for name, idx in by_task.items()}
+    total_steps = max(steps_per_epoch.values()) * loop.epochs
+    if loop.max_steps is not None:
+        total_steps = min(total_steps, loop.max_steps)
+    optimizer, scheduler = make_optimizer(model, loop, total_steps)
+
+    step = 0
+    resume_from = latest_checkpoint(out) if loop.resume else None
+    if resume_from is not None:
+        step = int(load_checkpoint(resume_from, model, optimizer, scheduler)["step"])
+    log = MetricsLog(out / "metrics.jsonl", step, enabled=True)
+    bar = Progress(
+        total_steps, step, ["loss", "violation", "calibrated_reward", "kl", "response_length"],
+        enabled=loop.progress, title="cgpo",
+    )  # fmt: skip
+    ctx = {"model": model, "reference": reference, "tokenizer": tokenizer, "backend": backend, "mixture": mixture,
+           "baselines": baselines, "pad": pad_token_id(tokenizer)}  # fmt: skip
+    started = time.perf_counter()
+    tokens_seen = int(log.rows[-1].get("tokens_total", 0)) if log.rows else 0
+    try:
+        while step < total_steps:
+            t0 = time.perf_counter()
+            rows = {}
+            for name, task in tasks.items():
+                # Each task cycles through its own prompts, reshuffled every pass (deterministic in seed and pass).
+                epoch, in_epoch = divmod(step, steps_per_epoch[name])
+                idx = by_task[name]
+                order = plan_batches(
+                    [0] * len(idx), task.batch_size, loop.seed, epoch, cfg.data.shuffle, False
+                )
+                batch = [prompts[idx[i]] for i in order[in_epoch]]
+                rows[name] = task_step(name, task, batch, step, ctx, cfg)
+            grad_norm = (
+                float(
+                    torch.nn.utils.clip_grad_norm_(
+                        [p for p in model.parameters() if p.requires_grad], loop.max_grad_norm
+                    )
+                )
+                if loop.max_grad_norm is not None
+                else float("nan")
+            )
+            lr = scheduler.get_last_lr()[0]
+            optimizer.step()
+            scheduler.step()
+            optimizer.zero_grad(set_to_none=True)
+            step += 1
+            row = {"step": step, **merge_rows(rows), "grad_norm": grad_norm, "lr": lr}
+            tokens_seen += sum(r["tokens"] for r in rows.values())
+            row.update({"tokens_total": tokens_seen, "step_seconds": time.perf_counter() - t0})
+            log.write(row)
+            bar.update(row)
+            if loop.save_every and step % loop.save_every == 0 and step < total_steps:
+                save_checkpoint(
+                    out, step, model, optimizer, scheduler, {"tokens": tokens_seen}, loop.keep_checkpoints
+                )
+    finally:
+        bar.close()
+        log.close()
+    train_seconds = time.perf_counter() - started
+    model.eval()
+    model_dir = save_final(model, tokenizer, out, cfg.lora)
+
+    if synthetic and cfg.evaluate:
+        from posttrain.pipeline.quickstart import _greedy_eval
+
+        shutil.rmtree(out / "eval_after", ignore_errors=True)  # always the model just saved
+        _greedy_eval(eval_run_config(cfg), str(model_dir), out, out / "eval_after")
+    return TrainResult(
+        output_dir=out,
+        model_dir=model_dir,
+        metrics_path=out / "metrics.jsonl",
+        metrics=log.rows,
+        steps=step,
+        train_seconds=train_seconds,
+        tokens=tokens_seen,
+        skipped=len(prompts) - len(used),
+    )

@@ -1,0 +1,283 @@
+"""CGPO on tiny models: each optimizer moves log-probs the documented way on a hand-made batch, the selection
+rules and their fallbacks, multi-task weighting, bad input, and resume after an interruption."""
+
+from __future__ import annotations
+
+import copy
+import json
+
+import pytest
+import torch
+
+from posttrain.config import load_config
+from posttrain.errors import InputError
+from posttrain.judges.base import Item, Judge, Judgment
+from posttrain.judges.mixture import MixtureOfJudges, TaskJudges
+from posttrain.models.backend import Completion
+from posttrain.records import Prompt
+from posttrain.train.cgpo import (
+    CGPOConfig,
+    CGPOTask,
+    codpo_pair,
+    crraft_choice,
+    parse_tasks,
+    task_step,
+    train_cgpo,
+)
+from posttrain.train.data import collate, pad_token_id, render
+from posttrain.train.logprobs import sequence_logps, token_logps
+
+GOOD, BAD = "the answer is small and round.", "THE ANSWER IS SMALL AND ROUND."
+
+
+class Lowercase(Judge):
+    """Satisfied iff the response has no capital letter."""
+
+    name = "lowercase"
+
+    def judge_one(self, item: Item) -> Judgment:
+        return Judgment(1 if item.completion == item.completion.lower() else 0, None)
+
+
+class LowerShare(Judge):
+    """A reward: the share of lowercase letters."""
+
+    name = "lower_share"
+    kind = "reward"
+
+    def judge_one(self, item: Item) -> Judgment:
+        letters = [c for c in item.completion if c.isalpha()] or ["a"]
+        return Judgment(1, sum(c.islower() for c in letters) / len(letters))
+
+
+class FixedBackend:
+    """Returns hand-made completions: the same list for every prompt."""
+
+    name = "fixed"
+
+    def __init__(self, texts: list[str]):
+        self.texts = texts
+
+    def generate(self, prompts, n, params):
+        assert n == len(self.texts)
+        return [[Completion(t, 5, 8, "stop") for t in self.texts] for _ in prompts]
+
+
+def prompts(n: int, task: str = "instruction_following") -> list[Prompt]:
+    return [Prompt(prompt=f"Describe thing {i} in one sentence.", task=task) for i in range(n)]
+
+
+def make_ctx(tokenizer, model, texts, baseline=GOOD):
+    mixture = MixtureOfJudges(tasks={"instruction_following": TaskJudges([Lowercase()], LowerShare())})
+    batch = prompts(2)
+    return batch, {
+        "model": model, "reference": copy.deepcopy(model).requires_grad_(False), "tokenizer": tokenizer,
+        "backend": FixedBackend(texts), "mixture": mixture, "baselines": {p.id: baseline for p in batch},
+        "pad": pad_token_id(tokenizer),
+    }  # fmt: skip
+
+
+def logp(model, tokenizer, prompt: Prompt, text: str) -> float:
+    seq = render(tokenizer, prompt.prompt, text, 128, False)
+    batch = collate([seq], pad_token_id(tokenizer))
+    with torch.no_grad():
+        return float(sequence_logps(token_logps(model, batch), batch)[0])
+
+
+def cfg_for(**overrides) -> CGPOConfig:
+    cfg = load_config(CGPOConfig, None, ["data.max_length=128", "train.progress=false"])
+    return cfg
+
+
+def one_update(model, lr=1e-2):
+    opt = torch.optim.SGD(model.parameters(), lr=lr)
+    opt.step()
+    opt.zero_grad()
+
+
+@pytest.mark.parametrize("optimizer", ["crpg", "codpo", "crraft"])
+def test_each_optimizer_raises_satisfied_and_lowers_violated(tokenizer, tiny_model, optimizer):
+    batch, ctx = make_ctx(tokenizer, tiny_model, [GOOD, BAD])
+    good0, bad0 = logp(tiny_model, tokenizer, batch[0], GOOD), logp(tiny_model, tokenizer, batch[0], BAD)
+    task = CGPOTask(optimizer=optimizer, k=2, batch_size=2, lam=1.0)
+    row = task_step("instruction_following", task, batch, 0, ctx, cfg_for())
+    assert row["violation"] == 0.5 and row["violation/lowercase"] == 0.5
+    assert row["kl"] == pytest.approx(0.0, abs=1e-4)  # policy == reference before the first update
+    one_update(tiny_model)
+    good1, bad1 = logp(tiny_model, tokenizer, batch[0], GOOD), logp(tiny_model, tokenizer, batch[0], BAD)
+    assert good1 > good0  # every optimizer raises the satisfied, high-reward response
+    if optimizer != "crraft":
+        assert bad1 < bad0  # CRPG's negative advantage and CODPO's rejected side push the violated one down
+    assert good1 - bad1 > good0 - bad0
+
+
+def test_violation_zeroes_the_crpg_reward(tokenizer, tiny_model):
+    batch, ctx = make_ctx(tokenizer, tiny_model, [BAD, BAD.replace("SMALL", "BIG")])
+    task = CGPOTask(optimizer="crpg", k=2, batch_size=2)
+    row = task_step("instruction_following", task, batch, 0, ctx, cfg_for())
+    assert row["violation"] == 1.0 and row["shaped_reward"] == 0.0
+    assert row["calibrated_reward"] > 0  # the reward model still scores them; the constraint zeroes R_cr
+    assert row["loss"] == 0.0
+    assert all(p.grad is None or not p.grad.any() for p in tiny_model.parameters())
+
+
+def test_crraft_uses_the_baseline_only_when_it_satisfies(tokenizer, tiny_model):
+    batch, ctx = make_ctx(tokenizer, tiny_model, [BAD, BAD], baseline=GOOD)
+    before = logp(tiny_model, tokenizer, batch[0], GOOD)
+    row = task_step("instruction_following", CGPOTask(k=2, batch_size=2), batch, 0, ctx, cfg_for())
+    assert row["baseline_used"] == 2 and row["selected"] == 2 and row["skipped_prompts"] == 0
+    one_update(tiny_model)
+    assert logp(tiny_model, tokenizer, batch[0], GOOD) > before
+
+    batch, ctx = make_ctx(tokenizer, tiny_model, [BAD, BAD], baseline=BAD)
+    row = task_step("instruction_following", CGPOTask(k=2, batch_size=2), batch, 0, ctx, cfg_for())
+    assert row["selected"] == 0 and row["skipped_prompts"] == 2 and row["loss"] == 0.0
+
+
+def test_codpo_pair_rules_and_fallbacks():
+    assert codpo_pair([True, False, True, False], [0.5, 0.3, 0.9, 0.1]) == (
+        2,
+        3,
+    )  # best satisfied, worst violated
+    assert codpo_pair([False, False], [0.9, 0.1]) is None  # nothing satisfied: skip the prompt
+    assert codpo_pair([True, True, True], [0.5, 0.9, 0.2]) == (
+        1,
+        2,
+    )  # nothing violated: lowest-reward generation
+    assert codpo_pair([True], [0.5]) is None
+    assert codpo_pair([None, True, False], [1.0, 0.5, 0.6]) == (1, 2)  # judge failures are left out
+
+
+def test_crraft_choice_respects_the_kl_budget():
+    ok, rewards = [True, True, False], [0.9, 0.5, 1.0]
+    assert crraft_choice(ok, rewards, [0.0, 0.0, 0.0], kl_max=1.0) == 0
+    assert crraft_choice(ok, rewards, [2.0, 0.5, 0.0], kl_max=1.0) == 1  # the best one is over KL_max
+    assert crraft_choice(ok, rewards, [2.0, 3.0, 0.0], kl_max=1.0) is None  # violated ones never qualify
+
+
+def test_task_weight_scales_the_gradient(tokenizer, tiny_model):
+    grads = []
+    for weight in (1.0, 3.0, 0.0):
+        batch, ctx = make_ctx(tokenizer, tiny_model, [GOOD, BAD])
+        task_step(
+            "instruction_following",
+            CGPOTask(optimizer="crpg", k=2, batch_size=2, weight=weight),
+            batch,
+            0,
+            ctx,
+            cfg_for(),
+        )
+        grads.append(torch.cat([p.grad.flatten() for p in tiny_model.parameters() if p.grad is not None]))
+        tiny_model.zero_grad(set_to_none=True)
+    assert grads[0].abs().sum() > 0
+    assert torch.allclose(grads[1], 3 * grads[0], rtol=1e-3, atol=1e-7)
+    assert not grads[2].any()
+
+
+IF_PROMPTS = [
+    Prompt(prompt=f"Describe thing {i} in one sentence. Use only lowercase letters.",
+           instruction_id_list=["change_case:english_lowercase"], kwargs=[{}], gold="a small round thing.")
+    for i in range(4)
+]  # fmt: skip
+
+
+def run_config(model_dir, out, *overrides: str) -> CGPOConfig:
+    base = [
+        f"model.name={model_dir}", f"train.output_dir={out}", "train.progress=false", "train.lr=1e-3",
+        "data.max_length=128", "generation.max_new_tokens=6", "generation.batch_size=8", "evaluate=false",
+        "tasks.instruction_following.k=2", "tasks.instruction_following.batch_size=2",
+    ]  # fmt: skip
+    return load_config(CGPOConfig, None, base + list(overrides))
+
+
+@pytest.mark.slow  # two short runs: ~25-40 s on 2 busy cores
+def test_train_logs_metrics_and_resumes_exactly(tiny_model_dir, tmp_path, monkeypatch):
+    out = tmp_path / "run"
+    overrides = ("train.save_every=1", "train.epochs=2", "train.max_steps=3", "tasks.instruction_following.optimizer=crpg",
+                 "baseline.source=reference")  # fmt: skip
+    full = train_cgpo(run_config(tiny_model_dir, out, *overrides), IF_PROMPTS)
+    assert full.steps == 3 and (full.model_dir / "config.json").exists()
+    first = full.metrics[0]
+    for key in (
+        "loss",
+        "violation",
+        "violation/ifeval",
+        "calibrated_reward",
+        "kl",
+        "response_length",
+        "grad_norm",
+    ):
+        assert key in first
+    assert (out / "baselines.jsonl").exists()  # ā generated by the reference policy, cached
+    # The last checkpoint is step 2: a rerun in the same directory redoes step 3, which must match exactly.
+    assert (out / "checkpoints" / "step-00000002").exists()
+    import posttrain.train.cgpo as cgpo
+
+    calls = []
+    original = cgpo.task_step
+    monkeypatch.setattr(cgpo, "task_step", lambda *a, **k: calls.append(a[3]) or original(*a, **k))
+    again = train_cgpo(run_config(tiny_model_dir, out, *overrides), IF_PROMPTS)
+    assert calls == [2]  # only step 3 (index 2) ran again
+    assert [m["step"] for m in again.metrics] == [1, 2, 3]
+    for key in ("loss", "kl", "calibrated_reward", "response_length"):
+        assert again.metrics[2][key] == pytest.approx(full.metrics[2][key], abs=1e-9)
+    lines = (out / "metrics.jsonl").read_text().splitlines()
+    assert [json.loads(line)["step"] for line in lines] == [1, 2, 3]
+
+
+def test_multi_task_runs_each_task_with_its_optimizer(tiny_model_dir, tmp_path):
+    mixed = IF_PROMPTS[:2] + [p.model_copy(update={"task": "chat"}) for p in IF_PROMPTS[2:]]
+    cfg = run_config(
+        tiny_model_dir, tmp_path / "run", "train.max_steps=1", "tasks.instruction_following.weight=2.0",
+        "tasks.chat={optimizer: codpo, k: 2, batch_size: 2, kl_max: 1.0, judges: {refusal: {}}, reward: {type: ifeval}}",
+    )  # fmt: skip
+    result = train_cgpo(cfg, mixed)
+    row = result.metrics[0]
+    assert {"instruction_following/loss", "chat/loss", "chat/pairs", "chat/violation/refusal"} <= set(row)
+    assert row["loss"] == pytest.approx(row["instruction_following/loss"] + row["chat/loss"])
+
+
+def test_bad_input_is_an_input_error(tiny_model_dir, tmp_path):
+    with pytest.raises(InputError, match="unknown task 'math'"):
+        train_cgpo(
+            run_config(tiny_model_dir, tmp_path / "a"),
+            [*IF_PROMPTS, IF_PROMPTS[0].model_copy(update={"task": "math"})],
+        )
+    with pytest.raises(InputError, match="at least one constraint judge"):
+        parse_tasks(load_config(CGPOConfig, None, ["tasks.instruction_following.judges={}"]))
+    with pytest.raises(InputError, match="unknown judge 'ifevl'"):
+        train_cgpo(
+            run_config(tiny_model_dir, tmp_path / "b", "tasks.instruction_following.judges={ifevl: {}}"),
+            IF_PROMPTS,
+        )
+    with pytest.raises(InputError, match="optimizer must be one of"):
+        parse_tasks(load_config(CGPOConfig, None, ["tasks.instruction_following.optimizer=ppo"]))
+    with pytest.raises(InputError, match="did you mean 'tasks.instruction_following.kl_max'"):
+        parse_tasks(load_config(CGPOConfig, None, ["tasks.instruction_following.klmax=3"]))
+    with pytest.raises(InputError, match="codpo needs k >= 2"):
+        parse_tasks(
+            load_config(
+                CGPOConfig,
+                None,
+                ["tasks.instruction_following.optimizer=codpo", "tasks.instruction_following.k=1"],
+            )
+        )
+    with pytest.raises(InputError, match="fewer than its batch_size"):
+        train_cgpo(
+            run_config(tiny_model_dir, tmp_path / "c", "tasks.instruction_following.batch_size=8"), IF_PROMPTS
+        )
+    assert not (tmp_path / "a").exists() and not (tmp_path / "c").exists()  # bad input leaves no output
+
+
+def test_cli_runs_and_reports_bad_config(tiny_model_dir, tmp_path, capsys):
+    from posttrain.cli.main import main
+
+    data = tmp_path / "prompts.jsonl"
+    data.write_text("".join(p.model_dump_json() + "\n" for p in IF_PROMPTS))
+    args = ["train", "cgpo", "--prompts", str(data), f"model.name={tiny_model_dir}", f"train.output_dir={tmp_path / 'o'}",
+            "train.progress=false", "generation.max_new_tokens=4", "tasks.instruction_following.k=2",
+            "tasks.instruction_following.batch_size=2", "train.max_steps=1"]  # fmt: skip
+    assert main(args) == 0
+    assert "trained 1 steps" in capsys.readouterr().out
+    assert main([*args, "tasks.instruction_following.optimizer=ppo"]) == 2
+    assert "optimizer must be one of" in capsys.readouterr().err
