@@ -55,12 +55,13 @@ class FixedBackend:
 
     name = "fixed"
 
-    def __init__(self, texts: list[str]):
+    def __init__(self, texts: list[str], reasons: list[str] | None = None):
         self.texts = texts
+        self.reasons = reasons or ["stop"] * len(texts)
 
     def generate(self, prompts, n, params):
         assert n == len(self.texts)
-        return [[Completion(t, 5, 8, "stop") for t in self.texts] for _ in prompts]
+        return [[Completion(t, 5, 8, r) for t, r in zip(self.texts, self.reasons, strict=True)] for _ in prompts]
 
 
 def prompts(n: int, task: str = "instruction_following") -> list[Prompt]:
@@ -119,6 +120,19 @@ def test_violation_zeroes_the_crpg_reward(tokenizer, tiny_model):
     assert row["calibrated_reward"] > 0  # the reward model still scores them; the constraint zeroes R_cr
     assert row["loss"] == 0.0
     assert all(p.grad is None or not p.grad.any() for p in tiny_model.parameters())
+
+
+def test_a_cut_off_response_counts_as_violated(tokenizer, tiny_model):
+    batch, ctx = make_ctx(tokenizer, tiny_model, [GOOD, GOOD + " more"])
+    ctx["backend"].reasons = ["length", "length"]  # both satisfy the judge, both hit max_new_tokens
+    task = CGPOTask(optimizer="crpg", k=2, batch_size=2)
+    row = task_step("instruction_following", task, batch, 0, ctx, cfg_for())
+    assert row["violation"] == 1.0 and row["truncated"] == 1.0 and row["violation/lowercase"] == 0.0
+    assert row["shaped_reward"] == 0.0 and row["loss"] == 0.0
+    cfg = cfg_for()
+    cfg.generation.require_finished = False
+    row = task_step("instruction_following", task, batch, 0, ctx, cfg)
+    assert row["violation"] == 0.0 and row["shaped_reward"] > 0
 
 
 def test_crraft_uses_the_baseline_only_when_it_satisfies(tokenizer, tiny_model):

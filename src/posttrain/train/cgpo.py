@@ -427,7 +427,8 @@ class Update:
 
 def crpg_update(task: CGPOTask, r: Rollout) -> Update:
     use = [i for i, s in enumerate(r.seqs) if s is not None and r.ok[i] is not None]
-    r_cr = torch.tensor([r.results[i].constrained_reward or 0.0 for i in use], dtype=torch.float64)
+    r_cr = torch.tensor([(r.results[i].constrained_reward or 0.0) if r.ok[i] else 0.0 for i in use],
+                        dtype=torch.float64)  # fmt: skip
     shaped = losses.crpg_rewards(r_cr, r.logratio[use], task.kl_max)
     adv = losses.crpg_advantages(r_cr, r.logratio[use], task.kl_max)
 
@@ -565,7 +566,8 @@ def task_step(
     trained = [s for s in r.seqs if s is not None]
     row = {
         "loss": loss_sum / n,
-        "violation": sum(res.value == 0 for res in judged) / max(len(judged), 1),
+        "violation": sum(ok is False for ok in r.ok) / max(sum(ok is not None for ok in r.ok), 1),
+        "truncated": sum(c.finish_reason == "length" for c in r.completions) / max(len(r.completions), 1),
         "calibrated_reward": sum(r.calibrated) / max(len(r.calibrated), 1),
         "reward": sum(r.reward) / max(len(r.reward), 1),
         "kl": float(r.logratio[~r.logratio.isnan()].mean()) if trained else 0.0,
