@@ -77,9 +77,10 @@ class LoopConfig:
     resume: bool = True
     mixed_precision: str = "no"  # no | bf16 (autocast where the hardware supports it)
     threads: int | None = None  # torch intra-op threads
-    # glibc only: tensors of at least this many KiB get their own mmap, so freed activations go back to the OS
-    # instead of staying in the heap (peak RSS of the DPO benchmark 3.59 -> 3.11 GB). 0 = glibc's default.
-    mmap_threshold_kb: int = 128
+    # glibc only, a memory/speed trade: tensors of at least this many KiB get their own mmap, so freed activations
+    # go back to the OS instead of staying in the heap. DPO benchmark: 128 -> peak RSS 3.11 GB at 75 tok/s;
+    # 0 (glibc's own policy) -> 3.59 GB at 96 tok/s (docs/benchmarks.md).
+    mmap_threshold_kb: int = 0
     logprob_chunk: int = 1024  # target tokens per LM-head chunk
     progress: bool = True
 
@@ -347,7 +348,7 @@ def make_accelerator(loop: LoopConfig) -> Any:
 
 
 def configure_process(loop: LoopConfig) -> None:
-    """Threads, and the heap policy that keeps peak memory down on Linux.
+    """Threads, and (with `train.mmap_threshold_kb`) a heap policy that trades speed for a lower peak RSS.
 
     glibc serves a large allocation with its own mmap (returned to the OS when freed) only above a threshold that it
     *raises* each time such a block is freed, up to 32 MiB. A training step frees and reallocates activation-sized
