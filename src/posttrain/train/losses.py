@@ -184,10 +184,11 @@ def codpo_loss(
     """CODPO (CGPO eq. 14): −log σ(β·Δ) − (λ/|a⁺|)·log π_w(a⁺|s).
 
     The sign of the likelihood term is the one that *raises* the chosen likelihood (the text's intent; eq. 15's
-    sign is inconsistent). The paper reports neither β nor λ.
+    sign is inconsistent). The paper reports neither β nor λ. It is Llama 3's DPO + NLL with λ as the coefficient.
     """
-    dpo = dpo_loss(policy_chosen_logps, policy_rejected_logps, ref_chosen_logps, ref_rejected_logps, beta)
-    return dpo + lam * chosen_nll(policy_chosen_logps, chosen_lengths)
+    return dpo_nll_loss(
+        policy_chosen_logps, policy_rejected_logps, ref_chosen_logps, ref_rejected_logps, chosen_lengths, beta, lam
+    )
 
 
 def crraft_loss(policy_logps: Tensor, calibrated_rewards: Tensor) -> Tensor:
