@@ -86,7 +86,8 @@ def test_seeded_samples_are_reproducible_and_batch_independent(client: OpenAIBac
     alone = client.generate(PROMPTS[1:2], 2, params)
     assert [len(row) for row in together] == [2, 2]
     assert together[1] == alone[0]
-    assert together[1][0].text != together[1][1].text  # n > 1: each index has its own seed
+    # n > 1: each index has its own seed (checked on the open-ended prompt; a factual one can repeat itself)
+    assert together[0][0].text != together[0][1].text
 
 
 @pytest.mark.model
