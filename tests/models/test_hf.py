@@ -124,3 +124,19 @@ def test_dtype_names_resolve_and_bf16_weights_sample(monkeypatch: pytest.MonkeyP
     params = SamplingParams(max_new_tokens=12, temperature=0.0)
     first, again = (bf16.generate(PROMPTS[:1], 1, params)[0][0] for _ in range(2))
     assert first.text.strip() and first.text == again.text and first.completion_tokens > 0
+
+
+def test_the_sampler_draws_from_the_softmax_and_respects_top_p():
+    import torch
+
+    from posttrain.models.hf import _choose, _generator
+
+    logits = torch.log(torch.tensor([[0.5, 0.0, 0.3, 0.2]])).repeat(4000, 1)
+    picks = _choose(logits, SamplingParams(max_new_tokens=1, temperature=1.0), [_generator(i) for i in range(4000)])
+    freq = torch.bincount(picks, minlength=4) / 4000
+    assert torch.allclose(freq, torch.tensor([0.5, 0.0, 0.3, 0.2]), atol=0.03) and freq[1] == 0
+    nucleus = SamplingParams(max_new_tokens=1, temperature=1.0, top_p=0.6)
+    freq = torch.bincount(_choose(logits, nucleus, [_generator(i) for i in range(4000)]), minlength=4) / 4000
+    assert torch.allclose(freq, torch.tensor([0.625, 0.0, 0.375, 0.0]), atol=0.03)
+    again = _choose(logits[:3], nucleus, [_generator(i) for i in range(3)])
+    assert again.tolist() == _choose(logits[:3], nucleus, [_generator(i) for i in range(3)]).tolist()
