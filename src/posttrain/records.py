@@ -146,6 +146,7 @@ class Pair(Record):
     rejected_satisfied: bool | None = None
     chosen_sample_id: str | None = None
     rejected_sample_id: str | None = None
+    rejected_truncated: bool = False  # the rejected response was cut off by the token budget: it has no end of turn
     _id_fields: ClassVar[tuple[str, ...]] = ("prompt", "chosen", "rejected")
 
     @model_validator(mode="after")

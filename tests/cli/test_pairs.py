@@ -55,6 +55,35 @@ def test_bad_method_or_missing_inputs_exit_2_without_output(tmp_path: Path, caps
     assert not out.exists()
 
 
+def test_repair_pairs_lowercase_the_violating_samples(tmp_path: Path):
+    prompts, samples, _ = _judged(tmp_path)
+    # Long enough for language detection, which IFEval's lowercase check also runs.
+    longer = [s.model_copy(update={"completion": s.completion + " this is what we have to say about it, and "
+                                   "there is nothing more to add to this answer."})  # fmt: skip
+              for s in read_records(samples, Sample)]  # fmt: skip
+    write_records(samples, longer)
+    out = tmp_path / "pairs.jsonl"
+    assert main(["pairs", "--method", "repair", "--prompts", str(prompts), "--samples", str(samples),
+                 "--out", str(out)]) == 0  # fmt: skip
+    pairs = read_records(out, Pair)
+    assert len(pairs) == 6  # two violating samples per prompt, each lowercased
+    assert all(p.chosen == p.rejected.lower() and p.method == "repair" for p in pairs)
+    stats = json.loads(out.with_suffix(".stats.json").read_text())
+    assert (stats["pairs"], stats["already_satisfied"]) == (6, 3)
+
+
+def test_repair_needs_prompts_that_cover_the_samples(tmp_path: Path, capsys):
+    prompts, samples, _ = _judged(tmp_path)
+    out = tmp_path / "pairs.jsonl"
+    assert main(["pairs", "--method", "repair", "--samples", str(samples), "--out", str(out)]) == 2
+    assert "needs --prompts" in capsys.readouterr().err
+    write_records(prompts, read_records(prompts, Prompt)[:1])
+    assert main(["pairs", "--method", "repair", "--prompts", str(prompts), "--samples", str(samples),
+                 "--out", str(out)]) == 2  # fmt: skip
+    assert "2 samples' prompt_id not in --prompts" in capsys.readouterr().err
+    assert not out.exists()
+
+
 @pytest.fixture
 def fresh_accelerate_state():
     """TRL's trainer sets accelerate's process-wide state; later trainers in this worker need it cleared."""

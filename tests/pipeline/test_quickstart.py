@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from posttrain.cli.main import main
+from posttrain.records import Pair, read_records
 
 TINY = [
     "prompts.n_train=8", "prompts.n_heldout=3", "prompts.constraints=1-2", "sample.n=4", "sample.max_new_tokens=48",
@@ -30,11 +31,14 @@ def _artifacts(run_dir: Path) -> dict[str, bytes]:
 
 @pytest.mark.model
 def test_quickstart_runs_end_to_end_and_reruns_from_cache(tmp_path: Path, capsys):
-    args = ["run", str(RECIPE), f"runs_dir={tmp_path}", "name=toy", *TINY]
+    args = ["run", str(RECIPE), f"runs_dir={tmp_path}", "name=toy", "pairs.method=rs+repair", *TINY]
     assert main(args) == 0
     run_dir = tmp_path / "toy"
     report = (run_dir / "report.html").read_text()
     assert "Held-out verifiable prompts" in report and report.count("<svg") >= 3
+    assert "rs: " in report and "repair: " in report  # one line per pair method
+    methods = {p.method for p in read_records(run_dir / "pairs" / "pairs.jsonl", Pair)}
+    assert methods <= {"rs", "repair"} and "repair" in methods
     summary = json.loads((run_dir / "report" / "summary.json").read_text())
     assert set(summary["heldout_eval"]["before"]["metrics"]) == {
         "prompt_level_strict", "prompt_level_loose", "inst_level_strict", "inst_level_loose",
@@ -69,4 +73,6 @@ def test_kill_9_during_sampling_then_rerun_gives_the_same_artifacts(tmp_path: Pa
 def test_bad_recipe_key_exits_2_before_any_work(tmp_path: Path, capsys):
     assert main(["run", str(RECIPE), f"runs_dir={tmp_path}", "sample.nn=3"]) == 2
     assert "did you mean 'sample.n'" in capsys.readouterr().err
+    assert main(["run", str(RECIPE), f"runs_dir={tmp_path}", "pairs.method=rs+beam"]) == 2
+    assert "pairs.method must be rs, mcts, repair" in capsys.readouterr().err
     assert not any(tmp_path.iterdir())

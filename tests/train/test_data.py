@@ -89,3 +89,11 @@ def test_collate_packed_and_padded_locate_the_same_targets(tokenizer):
         assert torch.equal(flat[batch.pred_index + 1], batch.target_ids)  # next token is the target
         assert batch.lengths().tolist() == [s.n_targets for s in seqs]
     assert packed.n_tokens == padded.n_tokens == sum(len(s.ids) for s in seqs)
+
+
+def test_end_of_turn_target_adds_only_the_end_of_turn_token(tokenizer):
+    # A chosen answer whose rejected twin was cut off: stopping is the difference, so <|im_end|> becomes a target.
+    seq = render(tokenizer, "What is six times seven?", CONTENT, 512, mask_format_tokens=True, end_of_turn_target=True)
+    assert targets_text(tokenizer, seq) == CONTENT + "<|im_end|>"
+    plain = render(tokenizer, "What is six times seven?", CONTENT, 512, mask_format_tokens=True)
+    assert plain.ids == seq.ids

@@ -24,17 +24,18 @@ from posttrain.records import (
     write_records,
 )
 
-METHODS = ("rs", "mcts")
+METHODS = ("rs", "mcts", "repair")
 
 
 def register(app: typer.Typer) -> None:
     @app.command("pairs")
     def pairs(
         out: Path = typer.Option(..., help="Output pairs file (prompt/chosen/rejected + provenance)."),
-        samples: Path | None = typer.Option(None, help="rs: sample records (JSONL/Parquet)."),
+        samples: Path | None = typer.Option(None, help="rs, repair: sample records (JSONL/Parquet)."),
         verdicts: Path | None = typer.Option(None, help="rs: verdict records for those samples."),
         prompts: Path | None = typer.Option(
-            None, help="Prompt records: rs takes each prompt's difficulty from them; mcts searches them."
+            None, help="Prompt records: rs takes each prompt's difficulty from them; mcts searches them; repair "
+            "reads their constraints."
         ),
         method: str = typer.Option("rs", help=f"Pair construction: {', '.join(METHODS)}."),
         model: str = typer.Option("embedded", help="mcts: the policy to search with (any backend spec)."),
@@ -44,7 +45,10 @@ def register(app: typer.Typer) -> None:
         segment: str = typer.Option("sentence", help="mcts: a segment is a 'sentence' or a 'tokens' chunk."),
         rollouts: int = typer.Option(1, help="mcts: completions sampled per new node to value it."),
         rollout_max_tokens: int = typer.Option(256, help="mcts: token budget of a rollout."),
-        judge_mode: str = typer.Option("fixed", help="mcts: checker mode of the constraint scorer (ifeval|fixed)."),
+        judge_mode: str = typer.Option(
+            "fixed", help="mcts: checker mode of the constraint scorer; repair: of 'already satisfied' (ifeval|fixed)."
+        ),
+        per_prompt: int = typer.Option(2, help="repair: at most this many repaired pairs per prompt."),
         contrast: str = typer.Option("high", help=f"Contrast: {', '.join(CONTRASTS)}."),
         mixed_high_ratio: float = typer.Option(0.5, help="With --contrast mixed: share of high-contrast pairs."),
         reward_judge: list[str] = typer.Option(["reward"], help="Judges whose score is a reward, not a constraint."),
@@ -58,6 +62,7 @@ def register(app: typer.Typer) -> None:
         Examples:
           posttrain pairs --samples samples.jsonl --verdicts verdicts.jsonl --contrast mixed --out pairs.jsonl
           posttrain pairs --method mcts --prompts prompts.jsonl --model embedded --simulations 8 --out pairs.jsonl
+          posttrain pairs --method repair --prompts prompts.jsonl --samples samples.jsonl --out pairs.jsonl
         """
         if method not in METHODS:
             raise InputError(f"unknown pair method '{method}'; available: {', '.join(METHODS)}")
@@ -69,6 +74,11 @@ def register(app: typer.Typer) -> None:
                 rollouts=rollouts, rollout_max_tokens=rollout_max_tokens, seed=seed,
             )  # fmt: skip
             _mcts(prompts, out, model, config, judge_mode)
+            return
+        if method == "repair":
+            if prompts is None or samples is None:
+                raise InputError("--method repair needs --prompts (their constraints) and --samples")
+            _repair(prompts, samples, out, per_prompt, judge_mode, seed)
             return
         if samples is None or verdicts is None:
             raise InputError("--method rs needs --samples and --verdicts")
@@ -86,6 +96,28 @@ def register(app: typer.Typer) -> None:
         for reason, count in sorted(stats.skipped.items()):
             table.add_row(reason, str(count))
         Console().print(table)
+
+
+def _repair(prompts_path: Path, samples_path: Path, out: Path, per_prompt: int, mode: str, seed: int) -> None:
+    from posttrain.pairs.repair import repair_pairs
+
+    if mode not in MODES:
+        raise InputError(f"unknown judge mode '{mode}'; choose one of {', '.join(MODES)}")
+    prompt_rows = {p.id: p for p in read_records(prompts_path, Prompt)}
+    sample_rows = read_records(samples_path, Sample)
+    missing = sorted({s.prompt_id for s in sample_rows} - set(prompt_rows))
+    if missing:
+        raise InputError(f"{len(missing)} samples' prompt_id not in --prompts (first: {missing[0]})", samples_path)
+    result, stats = repair_pairs(sample_rows, prompt_rows, per_prompt, mode, seed)
+    write_records(out, result)
+    atomic_write_text(out.with_suffix(".stats.json"), json.dumps(stats.as_dict(), indent=2))
+    table = Table(title=f"{len(result)} repair pairs from {stats.samples} samples "
+                        f"({stats.already_satisfied} already satisfied, {stats.truncated} cut off)")  # fmt: skip
+    table.add_column("repair failed on")
+    table.add_column("samples", justify="right")
+    for cid, count in stats.unrepairable.items():
+        table.add_row(cid, str(count))
+    Console().print(table)
 
 
 def _mcts(prompts_path: Path, out: Path, model: str, config: MCTSConfig, judge_mode: str) -> None:

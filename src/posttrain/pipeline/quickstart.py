@@ -49,6 +49,7 @@ class SampleSection:
     temperature: float = 0.8
     top_p: float = 0.95
     dtype: str = "auto"  # bf16 where the CPU computes it natively (faster sampling); evaluation always runs fp32
+    batch_prompts: int = 8  # prompts per generation batch (each sampled n times: n * batch_prompts rows)
 
 
 @dataclass
@@ -58,12 +59,17 @@ class JudgeSection:
 
 @dataclass
 class PairsSection:
-    method: str = "rs"  # rs | mcts | both
+    method: str = "rs"  # rs | mcts | repair, or several joined by "+" (e.g. rs+repair); "both" = rs+mcts
     contrast: str = "high"  # rs: high | low | mixed | cgpo
     mixed_high_ratio: float = 0.5
     require_finished: bool = True  # rs: a sample cut off by sample.max_new_tokens is never chosen as satisfied
+    repair_per_prompt: int = 2  # repair: at most this many repaired pairs per prompt
     mcts_prompts: int | None = None  # MCTS is costly: search only the first k training prompts (None = all)
     mcts: MCTSConfig = field(default_factory=MCTSConfig)
+
+    @property
+    def methods(self) -> set[str]:
+        return {"rs", "mcts"} if self.method == "both" else set(self.method.split("+"))
 
 
 @dataclass
@@ -93,8 +99,9 @@ class RunConfig:
         return Path(self.runs_dir) / self.name
 
     def check(self) -> None:
-        if self.pairs.method not in ("rs", "mcts", "both"):
-            raise InputError(f"pairs.method must be rs, mcts or both, got '{self.pairs.method}'")
+        if not self.pairs.methods or not self.pairs.methods <= {"rs", "mcts", "repair"}:
+            raise InputError(f"pairs.method must be rs, mcts, repair (or several joined by '+'), or both; "
+                             f"got '{self.pairs.method}'")  # fmt: skip
         if self.sample.dtype not in DTYPES:
             raise InputError(f"sample.dtype must be one of {', '.join(DTYPES)}, got '{self.sample.dtype}'")
         if self.judge.mode not in ("ifeval", "fixed"):
@@ -171,7 +178,7 @@ def sample_train(cfg: RunConfig, run_dir: Path, out: Path) -> None:
     s = cfg.sample
     params = SamplingParams(max_new_tokens=s.max_new_tokens, temperature=s.temperature, top_p=s.top_p, seed=cfg.seed)
     with generation_progress("sample", len(prompts)) as bar:
-        sample_prompts(backend, prompts, out / "samples.jsonl", s.n, params, cfg.model, 8, bar.advance)
+        sample_prompts(backend, prompts, out / "samples.jsonl", s.n, params, cfg.model, s.batch_prompts, bar.advance)
 
 
 def judge_samples(cfg: RunConfig, run_dir: Path, out: Path) -> None:
@@ -191,8 +198,8 @@ def build_pairs(cfg: RunConfig, run_dir: Path, out: Path) -> None:
     prompts = {p.id: p for p in read_records(run_dir / "prompts" / "train.jsonl", Prompt)}
     stats: dict[str, Any] = {}
     pairs: list[Pair] = []
-    if cfg.pairs.method in ("rs", "both"):
-        samples = read_records(run_dir / "sample" / "samples.jsonl", Sample)
+    samples = read_records(run_dir / "sample" / "samples.jsonl", Sample)
+    if "rs" in cfg.pairs.methods:
         verdicts = read_records(run_dir / "judge" / "verdicts.jsonl", Verdict)
         rs, rs_stats = rejection_sampling_pairs(
             samples, verdicts, prompts, cfg.pairs.contrast, cfg.pairs.mixed_high_ratio, seed=cfg.seed,
@@ -201,7 +208,13 @@ def build_pairs(cfg: RunConfig, run_dir: Path, out: Path) -> None:
         pairs += rs
         stats["rs"] = rs_stats.as_dict()
         stats["rs"]["generated_tokens"] = sum(s.completion_tokens or 0 for s in samples)
-    if cfg.pairs.method in ("mcts", "both"):
+    if "repair" in cfg.pairs.methods:
+        from posttrain.pairs.repair import repair_pairs
+
+        repaired, repair_stats = repair_pairs(samples, prompts, cfg.pairs.repair_per_prompt, cfg.judge.mode, cfg.seed)
+        pairs += repaired
+        stats["repair"] = repair_stats.as_dict()
+    if "mcts" in cfg.pairs.methods:
         mcts, mcts_stats = _mcts(cfg, list(prompts.values()))
         pairs += mcts
         stats["mcts"] = mcts_stats

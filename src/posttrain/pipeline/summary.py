@@ -115,7 +115,7 @@ def collect_summary(cfg: RunConfig, run_dir: Path, timings: list[dict[str, Any]]
             f"Held-out synthetic prompts (n={heldout['n']}), prompt-level strict accuracy: "
             f"{100 * b:.1f}% before → {100 * a:.1f}% after training ({100 * (a - b):+.1f} pts)."
         )
-    rs_stats = pair_stats.get("rs") or pair_stats.get("mcts") or {}
+    rs_stats = pair_stats.get("rs") or pair_stats.get("mcts") or pair_stats.get("repair") or {}
     return {
         "name": cfg.name,
         "model": cfg.model,

@@ -204,13 +204,18 @@ def render_report(summary: dict[str, Any]) -> str:
     pairs = summary.get("pairs")
     if pairs:
         parts.append("<h2>Preference pairs</h2>")
-        stats = pairs.get("stats", {})
-        skipped = ", ".join(f"{k}: {v}" for k, v in stats.get("skipped", {}).items()) or "none"
-        parts.append(
-            f"<p>{stats.get('pairs', 0)} pairs from {stats.get('prompts', 0)} prompts "
-            f"(method {html.escape(str(pairs.get('method', 'rs')))}, contrast "
-            f"{html.escape(str(pairs.get('contrast', '')))}). Skipped: {html.escape(skipped)}.</p>"
-        )
+        all_stats = pairs.get("all_stats") or {"rs": pairs.get("stats", {})}
+        for method, stats in all_stats.items():
+            if method == "repair":
+                blocked = ", ".join(f"{k}: {v}" for k, v in stats.get("unrepairable", {}).items()) or "none"
+                line = (f"repair: {stats.get('pairs', 0)} pairs from {stats.get('samples', 0)} samples "
+                        f"({stats.get('already_satisfied', 0)} already satisfied, {stats.get('truncated', 0)} cut off "
+                        f"by the token budget). Repairs that failed, by constraint: {blocked}.")  # fmt: skip
+            else:
+                skipped = ", ".join(f"{k}: {v}" for k, v in stats.get("skipped", {}).items()) or "none"
+                line = (f"{method}: {stats.get('pairs', 0)} pairs from {stats.get('prompts', 0)} prompts "
+                        f"(contrast {pairs.get('contrast', '')}). Skipped: {skipped}.")  # fmt: skip
+            parts.append(f"<p>{html.escape(line)}</p>")
         if pairs.get("chosen_scores"):
             parts.append(f'<div class="plot">{plot_scores(pairs["chosen_scores"], pairs["rejected_scores"])}</div>')
     if summary.get("training"):

@@ -64,8 +64,13 @@ def render(
     response: Text,
     max_length: int,
     mask_format_tokens: bool,
+    end_of_turn_target: bool = False,
 ) -> Sequence | None:
-    """Token ids and target mask of one `prompt + response`; None if the prompt leaves no room (see policy)."""
+    """Token ids and target mask of one `prompt + response`; None if the prompt leaves no room (see policy).
+
+    `end_of_turn_target` keeps the first token after the response content (the end of turn) a target even when format
+    tokens are masked: for a chosen response whose rejected twin was cut off by the token budget, stopping is the
+    very difference to learn (the rejected side has no end of turn, so the gradients do not contradict)."""
     has_template = getattr(tokenizer, "chat_template", None) is not None
     if has_template:
         prompt_msgs = as_messages(prompt, "user")
@@ -102,11 +107,15 @@ def render(
         cursor = start + len(content)
 
     boundary = len(prompt_text)
+    content_end = spans[-1][1]
     targets = []
+    end_of_turn = end_of_turn_target
     for start, end in offsets:
         in_response = end > boundary
         if in_response and mask_format_tokens:
             in_response = any(start < s_end and end > s_start for s_start, s_end in spans)
+            if end_of_turn and start >= content_end and full_text[start:end].strip():
+                in_response, end_of_turn = True, False
         targets.append(in_response)
     if targets:
         targets[0] = False  # the first token has nothing to be predicted from

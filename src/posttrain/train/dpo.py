@@ -101,7 +101,8 @@ def tokenize_pairs(
     kept, chosen, rejected = [], [], []
     for i, pair in enumerate(pairs):
         try:
-            c = render(tokenizer, pair.prompt, pair.chosen, data.max_length, data.mask_format_tokens)
+            c = render(tokenizer, pair.prompt, pair.chosen, data.max_length, data.mask_format_tokens,
+                       end_of_turn_target=pair.rejected_truncated)  # fmt: skip
             r = render(tokenizer, pair.prompt, pair.rejected, data.max_length, data.mask_format_tokens)
             if c is None or r is None:
                 if data.long_prompt == "skip":
