@@ -78,6 +78,17 @@ def test_combinations_and_layouts():
     assert two == ANSWER + "\n******\nBees make honey. They live in hives."
 
 
+def test_length_floors_borrow_from_the_other_answers_and_caps_drop_sentences():
+    other = "Bees dance to tell the hive where the flowers are. Honey found in old tombs was still good to eat."
+    floor = {"relation": "at least", "num_sentences": 8}
+    assert repair(ANSWER, ["length_constraints:number_sentences"], [floor]) is None  # 7 sentences, nothing to add
+    fixed = repair(ANSWER, ["length_constraints:number_sentences"], [floor], others=[other])
+    assert fixed is not None and "Bees dance to tell the hive" in fixed
+    cap = {"relation": "less than", "num_words": 30}
+    fixed = repair(ANSWER, ["length_constraints:number_words"], [cap])
+    assert fixed == "Bees are small insects that live in large colonies. They collect nectar from flowers and turn it into honey."
+
+
 def test_what_a_rule_cannot_do_gives_none():
     assert repair(ANSWER, ["language:response_language"], [{"language": "de"}]) is None
     assert repair(ANSWER, ["length_constraints:number_words"], [{"relation": "at least", "num_words": 900}]) is None

@@ -138,25 +138,39 @@ def _edit_content(response: str, ctx: _Context) -> str:
     return response
 
 
-def _cap_length(response: str, ctx: _Context) -> str:
-    """Drop trailing sentences until the sentence and word caps hold."""
-    sentences_kw = ctx.kwargs.get("length_constraints:number_sentences")
-    words_kw = ctx.kwargs.get("length_constraints:number_words")
-    capped = (sentences_kw and sentences_kw["relation"] != AT_LEAST) or (words_kw and words_kw["relation"] != AT_LEAST)
-    if not capped:
+def _counts(candidate: str, ctx: _Context) -> list[tuple[int, str, int]]:
+    """(count, relation, threshold) of every length-like constraint of the prompt."""
+    kw, out = ctx.kwargs, []
+    if "length_constraints:number_sentences" in kw:
+        k = kw["length_constraints:number_sentences"]
+        out.append((ctext.count_sentences(candidate), k["relation"], int(k["num_sentences"])))
+    if "length_constraints:number_words" in kw:
+        k = kw["length_constraints:number_words"]
+        out.append((ctext.count_words(candidate), k["relation"], int(k["num_words"])))
+    if "keywords:letter_frequency" in kw:
+        k = kw["keywords:letter_frequency"]
+        out.append((candidate.lower().count(k["letter"]), k["let_relation"], int(k["let_frequency"])))
+    return out
+
+
+def _fit_length(response: str, ctx: _Context) -> str:
+    """Meet sentence, word and letter counts: drop trailing sentences for a cap ("less than"); for a floor ("at
+    least"), append sentences of the other answers to the same prompt that this one lacks."""
+    counts = _counts(response, ctx)
+    if all((c < t) if rel != AT_LEAST else (c >= t) for c, rel, t in counts):
         return response
     units = _sentences(response)
-    while units:
-        candidate = " ".join(units)
-        ok_sentences = not sentences_kw or sentences_kw["relation"] == AT_LEAST or (
-            ctext.count_sentences(candidate) < int(sentences_kw["num_sentences"])
-        )  # fmt: skip
-        ok_words = not words_kw or words_kw["relation"] == AT_LEAST or (
-            ctext.count_words(candidate) < int(words_kw["num_words"])
-        )  # fmt: skip
-        if ok_sentences and ok_words:
+    if any(rel == AT_LEAST and c < t for c, rel, t in counts):
+        have = {u.lower() for u in units}
+        for other in ctx.others:
+            for unit in _sentences(other):
+                if unit.lower() not in have:
+                    units.append(unit)
+                    have.add(unit.lower())
+    for end in range(len(units), 0, -1):
+        candidate = " ".join(units[:end])
+        if all((c < t) if rel != AT_LEAST else (c >= t) for c, rel, t in _counts(candidate, ctx)):
             return candidate
-        units.pop()
     return response
 
 
@@ -273,7 +287,7 @@ def repair(
     fixed = cut_repetition(response, truncated)
     if not fixed:
         return None
-    fixed = _cap_length(_edit_content(fixed, ctx), ctx)
+    fixed = _fit_length(_edit_content(fixed, ctx), ctx)
     laid_out = _layout(fixed, ctx)
     if laid_out is None:
         return None
