@@ -54,7 +54,7 @@ def test_each_rule_repairs_an_ordinary_answer(cid: str, seed: int):
         kwargs = {"prompt_to_repeat": "Write about bees."}
     if all(check_all(ANSWER, [cid], [kwargs])):
         pytest.skip("the answer already satisfies these kwargs")
-    fixed = repair(ANSWER, [cid], [kwargs], prompt="Write about bees.", seed=seed)
+    fixed = repair(ANSWER, [cid], [kwargs], seed=seed)
     assert fixed is not None, (cid, kwargs)
     for mode in ("ifeval", "fixed"):
         assert all(check_all(fixed, [cid], [kwargs], mode=mode))

@@ -87,9 +87,7 @@ def _title(response: str) -> str:
 
 @dataclass
 class _Context:
-    ids: list[str]
     kwargs: dict[str, dict[str, Any]]
-    prompt: str
     rng: random.Random
     others: list[str] = field(default_factory=list)  # the other answers to the prompt (for two_responses)
 
@@ -276,14 +274,13 @@ def repair(
     response: str,
     ids: list[str],
     kwargs: list[dict[str, Any]],
-    prompt: str = "",
     truncated: bool = False,
     others: Iterable[str] = (),
     seed: int = 0,
 ) -> str | None:
     """The answer edited to satisfy every constraint (strict, `ifeval` and `fixed` mode), or None if it cannot be."""
-    ctx = _Context(list(ids), {cid: dict(k or {}) for cid, k in zip(ids, kwargs, strict=True)}, prompt,
-                   random.Random(seed), [cut_repetition(o, True) for o in others])  # fmt: skip
+    ctx = _Context({cid: dict(k or {}) for cid, k in zip(ids, kwargs, strict=True)}, random.Random(seed),
+                   [cut_repetition(o, True) for o in others])  # fmt: skip
     fixed = cut_repetition(response, truncated)
     if not fixed:
         return None
@@ -338,8 +335,8 @@ def repair_pairs(
             if made >= max_per_prompt:
                 continue
             others = [s.completion for s in group if s.id != sample.id]
-            chosen = repair(sample.completion, prompt.instruction_id_list, prompt.kwargs, prompt.text,
-                            truncated, others, seed=seed + sample.index)  # fmt: skip
+            chosen = repair(sample.completion, prompt.instruction_id_list, prompt.kwargs, truncated, others,
+                            seed=seed + sample.index)  # fmt: skip
             if chosen is None:
                 for cid in _blocking(sample, prompt, truncated, others, seed):
                     stats.unrepairable[cid] = stats.unrepairable.get(cid, 0) + 1
@@ -358,7 +355,7 @@ def _blocking(sample: Sample, prompt: Prompt, truncated: bool, others: list[str]
     """The constraints that a repair of this sample fails on its own (for the stats)."""
     blocked = []
     for cid, kw in zip(prompt.instruction_id_list, prompt.kwargs, strict=True):
-        if repair(sample.completion, [cid], [kw], prompt.text, truncated, others, seed) is None:
+        if repair(sample.completion, [cid], [kw], truncated, others, seed) is None:
             blocked.append(cid)
     return blocked or ["combination"]
 
