@@ -52,9 +52,10 @@ def test_each_rule_repairs_an_ordinary_answer(cid: str, seed: int):
     kwargs = get_constraint(cid).sample_kwargs(random.Random(seed))
     if cid == "combination:repeat_prompt":
         kwargs = {"prompt_to_repeat": "Write about bees."}
-    if all(check_all(ANSWER, [cid], [kwargs])):
-        pytest.skip("the answer already satisfies these kwargs")
     fixed = repair(ANSWER, [cid], [kwargs], seed=seed)
+    if all(check_all(ANSWER, [cid], [kwargs])):  # nothing to repair: no pair
+        assert fixed is None
+        return
     assert fixed is not None, (cid, kwargs)
     for mode in ("ifeval", "fixed"):
         assert all(check_all(fixed, [cid], [kwargs], mode=mode))
