@@ -8,7 +8,7 @@ Each stage is a function of its directory and the run config, registered with it
     runs/<name>/eval_before/                       greedy responses + IFEval metrics of the starting model
     runs/<name>/sample/samples.jsonl               n sampled completions per training prompt
     runs/<name>/judge/verdicts.jsonl               instruction-following verdicts (strict, partial credit)
-    runs/<name>/pairs/pairs.jsonl                  preference pairs (RS and/or MCTS) + stats
+    runs/<name>/pairs/pairs.jsonl                  preference pairs (RS, MCTS and/or repair) + stats
     runs/<name>/train/model/                       the trained policy (HF format) + metrics.jsonl
     runs/<name>/eval_after/                        the same evaluation for the trained policy
     runs/<name>/report.html                        the report (plots inline; opens offline)
