@@ -30,6 +30,7 @@ from typing import Any
 
 from posttrain.constraints import check_all, partial_credit
 from posttrain.constraints import text as ctext
+from posttrain.constraints.base import compare
 from posttrain.records import Pair, Prompt, Sample
 
 AT_LEAST = "at least"
@@ -155,7 +156,7 @@ def _fit_length(response: str, ctx: _Context) -> str:
     """Meet sentence, word and letter counts: drop trailing sentences for a cap ("less than"); for a floor ("at
     least"), append sentences of the other answers to the same prompt that this one lacks."""
     counts = _counts(response, ctx)
-    if all((c < t) if rel != AT_LEAST else (c >= t) for c, rel, t in counts):
+    if all(compare(c, rel, t) for c, rel, t in counts):
         return response
     units = _sentences(response)
     if any(rel == AT_LEAST and c < t for c, rel, t in counts):
@@ -167,7 +168,7 @@ def _fit_length(response: str, ctx: _Context) -> str:
                     have.add(unit.lower())
     for end in range(len(units), 0, -1):
         candidate = " ".join(units[:end])
-        if all((c < t) if rel != AT_LEAST else (c >= t) for c, rel, t in _counts(candidate, ctx)):
+        if all(compare(c, rel, t) for c, rel, t in _counts(candidate, ctx)):
             return candidate
     return response
 
