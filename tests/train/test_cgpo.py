@@ -21,6 +21,7 @@ from posttrain.train.cgpo import (
     codpo_pair,
     crraft_choice,
     parse_tasks,
+    reference_baselines,
     task_step,
     train_cgpo,
 )
@@ -193,6 +194,22 @@ IF_PROMPTS = [
            instruction_id_list=["change_case:english_lowercase"], kwargs=[{}], gold="a small round thing.")
     for i in range(4)
 ]  # fmt: skip
+
+
+def test_repaired_baselines_satisfy_the_prompt_and_gold_is_kept(tokenizer, tiny_model, tmp_path, monkeypatch):
+    import posttrain.models.hf as hf
+
+    sampled = "The Answer Is A Small Round Thing. The Answer Is A Small Round Thing."  # capitals, and a loop
+    monkeypatch.setattr(hf, "HFBackend", lambda *a, **k: FixedBackend([sampled]))
+    no_gold = [p.model_copy(update={"gold": None}) for p in IF_PROMPTS[:2]]
+    gold = IF_PROMPTS[2]
+    for repair, want in ((False, sampled), (True, "the answer is a small round thing.")):
+        cfg = load_config(CGPOConfig, None, [f"baseline.repair={str(repair).lower()}"])
+        out = tmp_path / str(repair)
+        out.mkdir()
+        found = reference_baselines(cfg, [*no_gold, gold], tiny_model, tokenizer, out)
+        assert [found[p.id] for p in no_gold] == [want, want]
+        assert found[gold.id] == gold.gold  # a gold answer is never sampled nor edited
 
 
 def run_config(model_dir, out, *overrides: str) -> CGPOConfig:

@@ -51,6 +51,7 @@ from posttrain.judges.base import Judge, get_judge
 from posttrain.judges.mixture import ANY_TASK, MixtureOfJudges, MixtureResult, TaskJudges
 from posttrain.judges.runner import judge_spec
 from posttrain.models.backend import Completion, SamplingParams
+from posttrain.pairs.repair import repair
 from posttrain.pipeline.quickstart import EvalSection, PromptsSection, RunConfig
 from posttrain.records import Prompt, Sample, read_records
 from posttrain.train import losses
@@ -126,6 +127,10 @@ class BaselineConfig:
         "auto"  # auto: gold/baseline field when present, else the reference policy | gold | reference
     )
     temperature: float = 1.0  # ā ~ π_ref (CGPO §4.1); 0 = the reference's greedy response
+    # posttrain's extension, not the paper's: a sampled ā is edited by the constraint-repair rules
+    # (posttrain.pairs.repair) into a verified answer where they can, so CRRAFT's fallback has a satisfied target
+    # when none of the K responses qualifies (a 135M policy rarely produces one). Gold answers are never edited.
+    repair: bool = False
 
 
 @dataclass
@@ -310,9 +315,17 @@ def reference_baselines(
         path = out / "baselines.jsonl"
         with generation_progress("baselines (π_ref)", len(missing)) as bar:
             sample_prompts(backend, missing, path, 1, params, cfg.model.name, gen.batch_size, bar.advance)
+        by_id = {p.id: p for p in missing}
         for s in read_records(path, Sample):
             # An empty ā still has a reward (e.g. the constraints it happens to meet); the mixture refuses "".
             found[s.prompt_id] = s.completion or " "
+            prompt = by_id[s.prompt_id]
+            if cfg.baseline.repair and prompt.instruction_id_list:
+                fixed = repair(
+                    s.completion, prompt.instruction_id_list, prompt.kwargs, s.finish_reason == "length",
+                    seed=cfg.train.seed,
+                )
+                found[s.prompt_id] = fixed or found[s.prompt_id]
     return {pid: str(text) for pid, text in found.items()}
 
 
