@@ -187,7 +187,8 @@ def test_any_backend_is_served_one_call_at_a_time() -> None:
 # ------------------------------------------------------------------------------ the `posttrain serve` command
 
 SERVE_MAIN = """
-import sys
+import faulthandler, signal, sys
+faulthandler.register(signal.SIGUSR1)  # the test asks for every thread's stack if shutdown hangs
 from posttrain.cli import main as cli
 sys.exit(cli.main(sys.argv[1:]))
 """
@@ -229,7 +230,13 @@ def test_the_serve_command_serves_until_interrupted() -> None:
         assert models.json()["data"][0]["id"] == "embedded"
     finally:
         proc.send_signal(signal.SIGINT)
-        out, err = proc.communicate(timeout=30)
+        try:
+            out, err = proc.communicate(timeout=60)
+        except subprocess.TimeoutExpired:
+            proc.send_signal(signal.SIGUSR1)
+            time.sleep(1)
+            proc.kill()
+            pytest.fail(f"no exit 60 s after SIGINT; thread stacks:\n{proc.communicate()[1]}")
     assert proc.returncode == 0, err
     assert f"serving 'embedded' at http://127.0.0.1:{port}/v1" in out
 
