@@ -188,6 +188,9 @@ def test_any_backend_is_served_one_call_at_a_time() -> None:
 
 SERVE_MAIN = """
 import faulthandler, signal, sys
+# A suite started in the background (`cmd &` in a script) inherits SIGINT ignored, and Python then installs no
+# KeyboardInterrupt handler: the server would rightly ignore the test's Ctrl-C. The test is about a terminal's Ctrl-C.
+signal.signal(signal.SIGINT, signal.default_int_handler)
 faulthandler.register(signal.SIGUSR1)  # the test asks for every thread's stack if shutdown hangs
 from posttrain.cli import main as cli
 sys.exit(cli.main(sys.argv[1:]))
