@@ -234,12 +234,12 @@ def test_the_serve_command_serves_until_interrupted() -> None:
     finally:
         proc.send_signal(signal.SIGINT)
         try:
-            out, err = proc.communicate(timeout=60)
+            out, err = proc.communicate(timeout=30)
         except subprocess.TimeoutExpired:
             proc.send_signal(signal.SIGUSR1)
             time.sleep(1)
             proc.kill()
-            pytest.fail(f"no exit 60 s after SIGINT; thread stacks:\n{proc.communicate()[1]}")
+            pytest.fail(f"no exit 30 s after SIGINT; thread stacks:\n{proc.communicate()[1]}")
     assert proc.returncode == 0, err
     assert f"serving 'embedded' at http://127.0.0.1:{port}/v1" in out
 

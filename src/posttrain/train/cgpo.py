@@ -317,15 +317,13 @@ def reference_baselines(
             sample_prompts(backend, missing, path, 1, params, cfg.model.name, gen.batch_size, bar.advance)
         by_id = {p.id: p for p in missing}
         for s in read_records(path, Sample):
-            # An empty ā still has a reward (e.g. the constraints it happens to meet); the mixture refuses "".
-            found[s.prompt_id] = s.completion or " "
-            prompt = by_id[s.prompt_id]
+            prompt, fixed = by_id[s.prompt_id], None
             if cfg.baseline.repair and prompt.instruction_id_list:
-                fixed = repair(
-                    s.completion, prompt.instruction_id_list, prompt.kwargs, s.finish_reason == "length",
-                    seed=cfg.train.seed,
-                )
-                found[s.prompt_id] = fixed or found[s.prompt_id]
+                truncated = s.finish_reason == "length"
+                ids, kwargs = prompt.instruction_id_list, prompt.kwargs
+                fixed = repair(s.completion, ids, kwargs, truncated, seed=cfg.train.seed)
+            # An empty ā still has a reward (e.g. the constraints it happens to meet); the mixture refuses "".
+            found[s.prompt_id] = fixed or s.completion or " "
     return {pid: str(text) for pid, text in found.items()}
 
 
