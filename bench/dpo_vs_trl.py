@@ -27,6 +27,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from posttrain.cli.launch import jemalloc_env
+
 THREADS = 2
 N_PAIRS, MAX_LENGTH, BATCH, BETA, LR = 64, 256, 4, 0.1, 1e-6
 EXTRA: list[str] = [a for a in os.environ.get("BENCH_POSTTRAIN_OVERRIDES", "").split() if a]
@@ -163,6 +165,7 @@ def child(which: str, data: Path, out: Path, result_path: Path) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--only", choices=["trl", "posttrain"])
+    parser.add_argument("--trl-jemalloc", action="store_true", help="TRL under jemalloc too (posttrain: as its CLI)")
     parser.add_argument("--child", choices=["trl", "posttrain"], help=argparse.SUPPRESS)
     parser.add_argument("--data", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--out", type=Path, help=argparse.SUPPRESS)
@@ -180,14 +183,18 @@ def main() -> None:
         for which in [args.only] if args.only else ["trl", "posttrain"]:
             result = Path(tmp) / f"{which}.json"
             cmd = [sys.executable, __file__, "--child", which, "--data", str(data), "--out", tmp, "--result", str(result)]
-            subprocess.run(cmd, env=env, check=True, stdout=subprocess.DEVNULL)
+            # posttrain's child gets the environment its command gives itself (jemalloc when installed, see
+            # posttrain/cli/launch.py); TRL's runs with the system malloc unless --trl-jemalloc.
+            child_env = env if which == "trl" and not args.trl_jemalloc else (jemalloc_env(env) or env)
+            subprocess.run(cmd, env=child_env, check=True, stdout=subprocess.DEVNULL)
             results[which] = json.loads(result.read_text())
+            results[which]["malloc"] = "jemalloc" if "jemalloc" in child_env.get("LD_PRELOAD", "") else "system"
     print(f"load average at the end: {os.getloadavg()[0]:.2f} (other jobs share the {os.cpu_count()} cores)")
-    print(f"{'':>10} {'tokens':>7} {'train s':>8} {'tokens/s':>9} {'peak RSS MB':>12} {'process s':>10}")
+    print(f"{'':>10} {'tokens':>7} {'train s':>8} {'tokens/s':>9} {'peak RSS MB':>12} {'process s':>10} malloc")
     for name, r in results.items():
         print(
             f"{name:>10} {r['tokens']:>7} {r['seconds']:>8.1f} {r['tokens_per_s']:>9.1f} "
-            f"{r['peak_rss_mb']:>12.0f} {r['process_seconds']:>10.1f}"
+            f"{r['peak_rss_mb']:>12.0f} {r['process_seconds']:>10.1f} {r['malloc']}"
         )
     if len(results) == 2:
         trl, ours = results["trl"], results["posttrain"]

@@ -20,11 +20,15 @@ if [ -n "$extra" ]; then
   $PIP install --quiet --disable-pip-version-check --no-deps "lm-eval" "trl"
   $PIP install --quiet --disable-pip-version-check immutabledict
 fi
-if [ -n "$extra" ] && ! command -v chromium >/dev/null 2>&1; then
-  # The report test opens the HTML report in a real headless browser (Debian's chromium).
-  if [ "$(id -u)" = "0" ]; then
-    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+# Debian packages (root only): jemalloc, which the `posttrain` command runs under when present (less memory held
+# by freed activations, posttrain/cli/launch.py), and for --dev the headless browser of the report test.
+packages=""
+ldconfig -p 2>/dev/null | grep -q libjemalloc.so.2 || packages="libjemalloc2"
+[ -n "$extra" ] && ! command -v chromium >/dev/null 2>&1 && packages="$packages chromium"
+if [ -n "$packages" ]; then
+  if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $packages >/dev/null
   else
-    echo "note: chromium not installed (needs root: apt-get install chromium); the browser test will be skipped" >&2
+    echo "note: not installed (needs root and apt-get):$packages; posttrain runs with the system malloc, the browser test is skipped" >&2
   fi
 fi

@@ -1,3 +1,3 @@
-from posttrain.cli.main import entry
+from posttrain.cli.launch import entry
 
 entry()

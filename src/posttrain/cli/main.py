@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import sys
+from pathlib import Path
 
 import typer
 from rich.console import Console
@@ -28,8 +29,23 @@ app = typer.Typer(
 
 def _version(value: bool) -> None:
     if value:
-        typer.echo(f"posttrain {__version__}")
+        typer.echo(f"posttrain {__version__} (torch {_torch_version()}, malloc: {_allocator()})")
         raise typer.Exit()
+
+
+def _torch_version() -> str:
+    from importlib.metadata import version
+
+    return version("torch")
+
+
+def _allocator() -> str:
+    """jemalloc if the launcher preloaded it (posttrain.cli.launch), else the C library's."""
+    try:
+        maps = Path("/proc/self/maps").read_text()
+    except OSError:
+        return "system"
+    return "jemalloc" if "libjemalloc" in maps else "system"
 
 
 @app.callback()

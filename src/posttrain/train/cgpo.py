@@ -82,10 +82,12 @@ from posttrain.train.runtime import (
     load_checkpoint,
     load_tokenizer_and_check,
     make_optimizer,
+    prepare_for_training,
     run_fingerprint,
     save_checkpoint,
     save_final,
     torch_dtype,
+    trajectory_settings,
 )
 
 OPTIMIZERS = ("crpg", "codpo", "crraft")
@@ -643,7 +645,7 @@ def train_cgpo(
     fingerprint = run_fingerprint(
         [p.id for p in used], cfg.model.name, asdict(cfg.data), asdict(cfg.lora), asdict(cfg.generation),
         asdict(cfg.baseline), {n: asdict(t) for n, t in tasks.items()},
-        {k: v for k, v in loop.__dict__.items() if k not in ("progress", "threads", "output_dir", "save_every")},
+        trajectory_settings(loop),
     )  # fmt: skip
     if loop.resume:
         check_run_matches(out, fingerprint)
@@ -663,7 +665,7 @@ def train_cgpo(
     reference = copy.deepcopy(model).eval().requires_grad_(False)
     baselines = reference_baselines(cfg, used, reference, tokenizer, out)
     model = apply_lora(model, cfg.lora)
-    model.train()
+    prepare_for_training(model, loop)
     # Shares the model object, so every step samples from the weights being trained.
     backend = HFBackend(
         cfg.model.name, loop.threads, cfg.generation.batch_size, model_and_tokenizer=(model, tokenizer)

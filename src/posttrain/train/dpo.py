@@ -60,10 +60,12 @@ from posttrain.train.runtime import (
     load_tokenizer_and_check,
     make_accelerator,
     make_optimizer,
+    prepare_for_training,
     run_fingerprint,
     save_checkpoint,
     save_final,
     torch_dtype,
+    trajectory_settings,
 )
 
 LOSS_TYPES = ("sigmoid", "ipo", "dpop")
@@ -91,7 +93,7 @@ class DPOConfig:
     data: DataConfig = field(default_factory=DataConfig)
     train: DPOLoopConfig = field(default_factory=DPOLoopConfig)
     loss: DPOLossConfig = field(default_factory=DPOLossConfig)
-    reference_batch_size: int = 8  # pairs per no-grad reference batch
+    reference_batch_size: int = 4  # pairs per no-grad reference batch (its sequences, sorted by length)
 
 
 def tokenize_pairs(
@@ -129,19 +131,20 @@ def reference_logps(
 ) -> dict[int, tuple[float, float]]:
     """Sum of target log-probs of chosen and rejected under the (initial) model, for the pairs in `indices`."""
     model.eval()
-    lengths = [len(chosen[i].ids) + len(rejected[i].ids) for i in indices]
-    order = [indices[k] for k in sorted(range(len(indices)), key=lambda k: lengths[k])]
-    out: dict[int, tuple[float, float]] = {}
-    for start in range(0, len(order), cfg.reference_batch_size):
-        idx = order[start : start + cfg.reference_batch_size]
-        # Right-padded, not packed: the packed row's block-diagonal mask still costs attention over the whole row
-        # on CPU (sdpa does not skip masked blocks), (16 x 450)^2 per layer for 8 pairs of 450 tokens, 8x the padded
-        # batch's cost. Sorted by length, the padding is small.
-        batch = pair_batch(chosen, rejected, idx, pad, packing=False)
-        logps = sequence_logps(token_logps(model, batch, cfg.train.logprob_chunk), batch).double()
-        for k, i in enumerate(idx):
-            out[i] = (float(logps[k]), float(logps[k + len(idx)]))
-    return out
+    # Sequences (not pairs) sorted by length, so a right-padded batch holds almost no padding. Right-padded, not
+    # packed: the packed row's block-diagonal mask still costs attention over the whole row on CPU (sdpa does not
+    # skip masked blocks), (16 x 450)^2 per layer for 16 sequences of 450 tokens, 16x the padded batch's cost.
+    seqs = sorted(
+        [(i, 0, chosen[i]) for i in indices] + [(i, 1, rejected[i]) for i in indices], key=lambda s: len(s[2].ids)
+    )
+    size = 2 * cfg.reference_batch_size
+    logp: dict[tuple[int, int], float] = {}
+    for start in range(0, len(seqs), size):
+        part = seqs[start : start + size]
+        batch = collate([s for _, _, s in part], pad, packing=False)
+        values = sequence_logps(token_logps(model, batch, cfg.train.logprob_chunk), batch).double().tolist()
+        logp.update({(i, side): v for (i, side, _), v in zip(part, values, strict=True)})
+    return {i: (logp[(i, 0)], logp[(i, 1)]) for i in indices}
 
 
 def _model_files_key(model: Any) -> list[Any]:
@@ -237,7 +240,7 @@ def train_dpo(
     out = Path(loop.output_dir)
     fingerprint = run_fingerprint(
         [pairs[i].id for i in kept], cfg.model.name, cfg.data.__dict__, cfg.loss.__dict__, cfg.lora.__dict__,
-        {k: v for k, v in loop.__dict__.items() if k not in ("progress", "threads", "output_dir", "save_every")},
+        trajectory_settings(loop),
     )  # fmt: skip
     if loop.resume:
         check_run_matches(out, fingerprint)
@@ -249,7 +252,7 @@ def train_dpo(
     ref_chosen_all, ref_rejected_all = cached_reference(model, chosen, rejected, cfg, pad, out, accel)
 
     model = apply_lora(model, cfg.lora)
-    model.train()
+    prepare_for_training(model, loop)
     lengths = [len(c.ids) + len(r.ids) for c, r in zip(chosen, rejected, strict=True)]
     micro_per_step = loop.grad_accum * accel.num_processes
     steps_per_epoch = len(range(0, len(kept), loop.batch_size)) // micro_per_step

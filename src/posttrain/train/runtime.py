@@ -82,6 +82,10 @@ class LoopConfig:
     # 0 (glibc's own policy) -> 3.59 GB at 96 tok/s (docs/benchmarks.md).
     mmap_threshold_kb: int = 0
     logprob_chunk: int = 1024  # target tokens per LM-head chunk
+    # Llama-style RMSNorm and SwiGLU MLP keep fewer tensors for the backward pass, same results (train/lean.py).
+    lean_activations: bool = True
+    # transformers' gradient checkpointing: each layer runs again in the backward pass (least memory, ~30% slower).
+    gradient_checkpointing: bool = False
     progress: bool = True
 
 
@@ -154,6 +158,23 @@ def apply_lora(model: Any, lora: LoRAConfig, task_type: str = "CAUSAL_LM") -> An
         task_type=task_type,
     )
     return get_peft_model(model, config)
+
+
+def prepare_for_training(model: Any, loop: LoopConfig) -> None:
+    """Training mode, with the memory settings of `loop` (neither changes what is computed)."""
+    if loop.lean_activations:
+        from posttrain.train.lean import make_lean
+
+        make_lean(model)
+    if loop.gradient_checkpointing:
+        if not getattr(model, "supports_gradient_checkpointing", False):
+            raise InputError(f"train.gradient_checkpointing: {type(model).__name__} does not support it")
+        kwargs = {"use_reentrant": False}
+        if hasattr(model, "activation_checkpointing_enable"):  # the name since transformers 5.x
+            model.activation_checkpointing_enable(activation_checkpointing_kwargs=kwargs)
+        else:
+            model.gradient_checkpointing_enable(gradient_checkpointing_kwargs=kwargs)
+    model.train()
 
 
 def make_optimizer(model: Any, loop: LoopConfig, total_steps: int) -> tuple[Any, Any]:
@@ -242,6 +263,12 @@ def load_checkpoint(path: Path, model: Any, optimizer: Any, scheduler: Any) -> d
     torch.set_rng_state(rng["torch"])
     random.setstate(rng["python"])
     return dict(json.loads((path / "state.json").read_text(encoding="utf-8")))
+
+
+def trajectory_settings(loop: LoopConfig) -> dict[str, Any]:
+    """The loop settings that change what a run computes (a resumed run must have the same ones)."""
+    neutral = ("progress", "threads", "output_dir", "save_every", "lean_activations", "gradient_checkpointing")
+    return {k: v for k, v in loop.__dict__.items() if k not in neutral}
 
 
 def run_fingerprint(*parts: Any) -> str:

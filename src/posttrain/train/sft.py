@@ -55,10 +55,12 @@ from posttrain.train.runtime import (
     load_tokenizer_and_check,
     make_accelerator,
     make_optimizer,
+    prepare_for_training,
     run_fingerprint,
     save_checkpoint,
     save_final,
     torch_dtype,
+    trajectory_settings,
 )
 
 
@@ -158,7 +160,7 @@ def train_sft(
     out = Path(loop.output_dir)
     fingerprint = run_fingerprint(
         [examples[i].id for i in kept], cfg.model.name, cfg.data.__dict__, cfg.lora.__dict__,
-        {k: v for k, v in loop.__dict__.items() if k not in ("progress", "threads", "output_dir", "save_every")},
+        trajectory_settings(loop),
     )  # fmt: skip
     if loop.resume:
         check_run_matches(out, fingerprint)
@@ -167,7 +169,7 @@ def train_sft(
         (out / "run.json").write_text(json.dumps({"fingerprint": fingerprint, "recipe": "sft"}), encoding="utf-8")
 
     model = apply_lora(model, cfg.lora)
-    model.train()
+    prepare_for_training(model, loop)
     lengths = [len(s.ids) for s in seqs]
     micro_per_step = loop.grad_accum * accel.num_processes
     steps_per_epoch = len(range(0, len(seqs), loop.batch_size)) // micro_per_step
