@@ -136,3 +136,25 @@ def test_bad_config_values(tiny_model_dir, tmp_path):
         train_dpo(config(tiny_model_dir, tmp_path / "r", "loss.type=hinge"), lowercase_pairs(2))
     with pytest.raises(InputError, match="long_prompt"):
         train_dpo(config(tiny_model_dir, tmp_path / "r", "data.long_prompt=cut"), lowercase_pairs(2))
+
+
+@pytest.mark.parametrize("examples_per_forward", ["1", "null"])
+def test_a_shared_prompt_gives_the_same_training_as_separate_sequences(tiny_model_dir, tmp_path, examples_per_forward):
+    # Chosen and rejected of pair 0 start with the same response tokens, so the shared prefix reaches into the
+    # responses (their first targets are predicted from the shared part).
+    pairs = lowercase_pairs(4)
+    pairs[0] = Pair(prompt="Say hi.", chosen="hello there, friend.", rejected="hello there, FRIEND!")
+    runs = {
+        share: train_dpo(
+            config(tiny_model_dir, tmp_path / share, "train.batch_size=4", "data.shuffle=false", "train.epochs=2",
+                   f"train.examples_per_forward={examples_per_forward}", f"data.share_prompt={share}"), pairs,
+        )  # fmt: skip
+        for share in ("true", "false")
+    }
+    shared, separate = runs["true"].metrics, runs["false"].metrics
+    assert len(shared) == len(separate) == 2
+    for a, b in zip(shared, separate, strict=True):
+        for key in ("loss", "logps/chosen", "logps/rejected", "rewards/margin", "grad_norm"):
+            assert a[key] == pytest.approx(b[key], rel=1e-4, abs=1e-5), key
+    # the prompt is computed once per pair, but tokens count every sequence's own tokens either way
+    assert runs["true"].tokens == runs["false"].tokens

@@ -8,8 +8,8 @@ import torch
 from posttrain.config import load_config
 from posttrain.errors import InputError
 from posttrain.records import Pair
-from posttrain.train.data import collate, render
-from posttrain.train.reward import RewardScores, RMConfig, load_reward_model, packed_rows, train_reward
+from posttrain.train.data import collate, packed_rows, render
+from posttrain.train.reward import RewardScores, RMConfig, load_reward_model, train_reward
 
 
 def pairs(n: int, edited: bool = False) -> list[Pair]:

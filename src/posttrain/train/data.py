@@ -263,3 +263,65 @@ def pad_token_id(tokenizer: Any) -> int:
         if candidate is not None:
             return int(candidate)
     return 0
+
+
+def _shared_prefix(seqs: list[Sequence]) -> int:
+    n = min(len(s.ids) for s in seqs)
+    for k in range(n):
+        if any(s.ids[k] != seqs[0].ids[k] for s in seqs[1:]):
+            return k
+    return n - 1  # keep at least one token of each response
+
+
+def packed_rows(groups: list[list[Sequence]], pad: int) -> Batch:
+    """Each group (sequences sharing a prompt) as one row: the common prefix once, then each sequence's rest side
+    by side, with a 4-D block mask (a token sees the prefix and its own sequence's earlier tokens only) and position
+    ids that continue from the prefix. Every sequence sees exactly the context it has alone, so its log-probs and
+    last-token states equal the unpacked ones (to float rounding) for a fraction of the tokens. Sequences are
+    numbered group by group (group g's b-th sequence is number sum of earlier group sizes + b)."""
+    layouts, width = [], 0
+    for seqs in groups:
+        prefix = _shared_prefix(seqs)
+        ids, pos, block = list(seqs[0].ids[:prefix]), list(range(prefix)), [0] * prefix
+        starts, ends = [], []
+        for b, s in enumerate(seqs, start=1):
+            tail = s.ids[prefix:]
+            starts.append(len(ids))
+            ids += tail
+            pos += range(prefix, prefix + len(tail))
+            block += [b] * len(tail)
+            ends.append(len(ids) - 1)
+        layouts.append((seqs, prefix, ids, pos, block, starts, ends))
+        width = max(width, len(ids))
+    input_ids = torch.full((len(groups), width), pad, dtype=torch.long)
+    position_ids = torch.zeros((len(groups), width), dtype=torch.long)
+    blocks = torch.full((len(groups), width), -1, dtype=torch.long)  # -1 = padding
+    seq_end, pred_index, target_ids, target_seq = [], [], [], []
+    for r, (seqs, prefix, ids, pos, block, starts, ends) in enumerate(layouts):
+        input_ids[r, : len(ids)] = torch.tensor(ids)
+        position_ids[r, : len(ids)] = torch.tensor(pos)
+        blocks[r, : len(ids)] = torch.tensor(block)
+        for s, start, end in zip(seqs, starts, ends, strict=True):
+            k = len(seq_end)
+            seq_end.append(r * width + end)
+            for i, is_target in enumerate(s.targets):
+                if is_target:  # token i is predicted at token i - 1, in the shared prefix or in this sequence's rest
+                    at = i - 1 if i - 1 < prefix else start + (i - 1 - prefix)
+                    pred_index.append(r * width + at)
+                    target_ids.append(s.ids[i])
+                    target_seq.append(k)
+    causal = torch.ones(width, width, dtype=torch.bool).tril()
+    q, k = blocks.unsqueeze(2), blocks.unsqueeze(1)
+    visible = causal & ((k == 0) | (k == q)) & (k >= 0)
+    visible |= torch.eye(width, dtype=torch.bool)  # padding rows attend to themselves (no all-masked softmax row)
+    return Batch(
+        input_ids=input_ids,
+        position_ids=position_ids,
+        attention_mask=visible.unsqueeze(1),
+        pred_index=torch.tensor(pred_index, dtype=torch.long),
+        target_ids=torch.tensor(target_ids, dtype=torch.long),
+        target_seq=torch.tensor(target_seq, dtype=torch.long),
+        n_seqs=len(seq_end),
+        n_tokens=sum(len(s.ids) for seqs in groups for s in seqs),
+        seq_end=torch.tensor(seq_end, dtype=torch.long),
+    )

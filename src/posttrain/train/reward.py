@@ -38,6 +38,7 @@ from posttrain.train.data import (
     collate,
     forward_passes,
     long_prompt_error,
+    packed_rows,
     pad_token_id,
     plan_batches,
     render,
@@ -121,58 +122,6 @@ def tokenize_pairs(
     if not kept:
         raise InputError("no pairs left to train on (all prompts exceeded data.max_length)", source.path)
     return kept, rows
-
-
-def _shared_prefix(seqs: list[Sequence]) -> int:
-    n = min(len(s.ids) for s in seqs)
-    for k in range(n):
-        if any(s.ids[k] != seqs[0].ids[k] for s in seqs[1:]):
-            return k
-    return n - 1  # keep at least one token of each response
-
-
-def packed_rows(groups: list[list[Sequence]], pad: int) -> Batch:
-    """Each group (one prompt, 2-3 responses) as one row: shared prompt, then the responses side by side, with a
-    4-D block mask (response tokens see the prompt and their own earlier tokens only)."""
-    layouts, width = [], 0
-    for seqs in groups:
-        prefix = _shared_prefix(seqs)
-        ids, pos, block = list(seqs[0].ids[:prefix]), list(range(prefix)), [0] * prefix
-        ends = []
-        for b, s in enumerate(seqs, start=1):
-            tail = s.ids[prefix:]
-            ids += tail
-            pos += range(prefix, prefix + len(tail))
-            block += [b] * len(tail)
-            ends.append(len(ids) - 1)
-        layouts.append((ids, pos, block, ends))
-        width = max(width, len(ids))
-    input_ids = torch.full((len(groups), width), pad, dtype=torch.long)
-    position_ids = torch.zeros((len(groups), width), dtype=torch.long)
-    blocks = torch.full((len(groups), width), -1, dtype=torch.long)  # -1 = padding
-    seq_end = []
-    for r, (ids, pos, block, ends) in enumerate(layouts):
-        input_ids[r, : len(ids)] = torch.tensor(ids)
-        position_ids[r, : len(ids)] = torch.tensor(pos)
-        blocks[r, : len(ids)] = torch.tensor(block)
-        seq_end += [r * width + e for e in ends]
-    causal = torch.ones(width, width, dtype=torch.bool).tril()
-    q, k = blocks.unsqueeze(2), blocks.unsqueeze(1)
-    visible = causal & ((k == 0) | (k == q)) & (k >= 0)
-    visible |= torch.eye(width, dtype=torch.bool)  # padding rows attend to themselves (no all-masked softmax row)
-    n_tokens = int((blocks >= 0).sum())
-    empty = torch.zeros(0, dtype=torch.long)
-    return Batch(
-        input_ids=input_ids,
-        position_ids=position_ids,
-        attention_mask=visible.unsqueeze(1),
-        pred_index=empty,
-        target_ids=empty,
-        target_seq=empty,
-        n_seqs=len(seq_end),
-        n_tokens=n_tokens,
-        seq_end=torch.tensor(seq_end, dtype=torch.long),
-    )
 
 
 class RewardScores(nn.Module):
