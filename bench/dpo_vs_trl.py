@@ -162,10 +162,22 @@ def child(which: str, data: Path, out: Path, result_path: Path) -> None:
     result_path.write_text(json.dumps(stats))
 
 
+def _median_run(runs: list[dict]) -> dict:
+    """The run with the median throughput, its peak RSS replaced by the median peak RSS."""
+    ordered = sorted(runs, key=lambda r: r["tokens_per_s"])
+    median = dict(ordered[(len(ordered) - 1) // 2])
+    median["peak_rss_mb"] = sorted(r["peak_rss_mb"] for r in runs)[(len(runs) - 1) // 2]
+    return median
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--only", choices=["trl", "posttrain"])
     parser.add_argument("--trl-jemalloc", action="store_true", help="TRL under jemalloc too (posttrain: as its CLI)")
+    parser.add_argument(
+        "--rounds", type=int, default=1, help="rounds in alternating order (TRL first, then posttrain first, ...): "
+        "the machine's speed drifts, so 2 rounds cancel a linear drift; medians are reported"
+    )  # fmt: skip
     parser.add_argument("--child", choices=["trl", "posttrain"], help=argparse.SUPPRESS)
     parser.add_argument("--data", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--out", type=Path, help=argparse.SUPPRESS)
@@ -176,19 +188,30 @@ def main() -> None:
         return
 
     env = {**os.environ, "OMP_NUM_THREADS": str(THREADS), "MKL_NUM_THREADS": str(THREADS), "TQDM_DISABLE": "1"}
-    results = {}
+    runs: dict[str, list[dict]] = {"trl": [], "posttrain": []}
     with tempfile.TemporaryDirectory() as tmp:
         data = Path(tmp) / "pairs.json"
         data.write_text(json.dumps(make_pairs()))
-        for which in [args.only] if args.only else ["trl", "posttrain"]:
-            result = Path(tmp) / f"{which}.json"
-            cmd = [sys.executable, __file__, "--child", which, "--data", str(data), "--out", tmp, "--result", str(result)]
-            # posttrain's child gets the environment its command gives itself (jemalloc when installed, see
-            # posttrain/cli/launch.py); TRL's runs with the system malloc unless --trl-jemalloc.
-            child_env = env if which == "trl" and not args.trl_jemalloc else (jemalloc_env(env) or env)
-            subprocess.run(cmd, env=child_env, check=True, stdout=subprocess.DEVNULL)
-            results[which] = json.loads(result.read_text())
-            results[which]["malloc"] = "jemalloc" if "jemalloc" in child_env.get("LD_PRELOAD", "") else "system"
+        for round_ in range(args.rounds):
+            order = [args.only] if args.only else ["trl", "posttrain"][:: 1 if round_ % 2 == 0 else -1]
+            for which in order:
+                result = Path(tmp) / f"{which}.json"
+                cmd = [sys.executable, __file__, "--child", which, "--data", str(data), "--out", tmp,
+                       "--result", str(result)]  # fmt: skip
+                # posttrain's child gets the environment its command gives itself (jemalloc when installed, see
+                # posttrain/cli/launch.py); TRL's runs with the system malloc unless --trl-jemalloc.
+                child_env = env if which == "trl" and not args.trl_jemalloc else (jemalloc_env(env) or env)
+                subprocess.run(cmd, env=child_env, check=True, stdout=subprocess.DEVNULL)
+                run = json.loads(result.read_text())
+                run["malloc"] = "jemalloc" if "jemalloc" in child_env.get("LD_PRELOAD", "") else "system"
+                runs[which].append(run)
+                print(f"round {round_ + 1} {which}: {run['tokens_per_s']:.1f} tok/s, {run['peak_rss_mb']:.0f} MB",
+                      flush=True)  # fmt: skip
+    results = {name: _median_run(r) for name, r in runs.items() if r}
+    if len(results) == 2 and args.rounds > 1:
+        for k, (a, b) in enumerate(zip(runs["trl"], runs["posttrain"], strict=True), start=1):
+            print(f"round {k}: throughput ratio {b['tokens_per_s'] / a['tokens_per_s']:.2f}x, "
+                  f"peak RSS ratio {b['peak_rss_mb'] / a['peak_rss_mb']:.2f}")  # fmt: skip
     print(f"load average at the end: {os.getloadavg()[0]:.2f} (other jobs share the {os.cpu_count()} cores)")
     print(f"{'':>10} {'tokens':>7} {'train s':>8} {'tokens/s':>9} {'peak RSS MB':>12} {'process s':>10} malloc")
     for name, r in results.items():

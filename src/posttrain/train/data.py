@@ -296,20 +296,23 @@ def packed_rows(groups: list[list[Sequence]], pad: int) -> Batch:
     input_ids = torch.full((len(groups), width), pad, dtype=torch.long)
     position_ids = torch.zeros((len(groups), width), dtype=torch.long)
     blocks = torch.full((len(groups), width), -1, dtype=torch.long)  # -1 = padding
-    seq_end, pred_index, target_ids, target_seq = [], [], [], []
+    seq_end: list[int] = []
+    pred_index: list[int] = []
+    target_ids: list[int] = []
+    target_seq: list[int] = []
     for r, (seqs, prefix, ids, pos, block, starts, ends) in enumerate(layouts):
         input_ids[r, : len(ids)] = torch.tensor(ids)
         position_ids[r, : len(ids)] = torch.tensor(pos)
         blocks[r, : len(ids)] = torch.tensor(block)
         for s, start, end in zip(seqs, starts, ends, strict=True):
-            k = len(seq_end)
+            number = len(seq_end)
             seq_end.append(r * width + end)
             for i, is_target in enumerate(s.targets):
                 if is_target:  # token i is predicted at token i - 1, in the shared prefix or in this sequence's rest
                     at = i - 1 if i - 1 < prefix else start + (i - 1 - prefix)
                     pred_index.append(r * width + at)
                     target_ids.append(s.ids[i])
-                    target_seq.append(k)
+                    target_seq.append(number)
     causal = torch.ones(width, width, dtype=torch.bool).tril()
     q, k = blocks.unsqueeze(2), blocks.unsqueeze(1)
     visible = causal & ((k == 0) | (k == q)) & (k >= 0)
