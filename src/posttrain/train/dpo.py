@@ -102,7 +102,7 @@ class DPOConfig:
     data: DPODataConfig = field(default_factory=DPODataConfig)
     train: DPOLoopConfig = field(default_factory=DPOLoopConfig)
     loss: DPOLossConfig = field(default_factory=DPOLossConfig)
-    reference_batch_size: int = 4  # pairs per no-grad reference batch (its sequences, sorted by length)
+    reference_batch_size: int = 4  # pairs per no-grad reference batch (batches sorted by length)
 
 
 def tokenize_pairs(
@@ -150,18 +150,16 @@ def reference_logps(
 ) -> dict[int, tuple[float, float]]:
     """Sum of target log-probs of chosen and rejected under the (initial) model, for the pairs in `indices`."""
     model.eval()
-    logp: dict[tuple[int, int], float] = {}
     if cfg.data.packing and cfg.data.share_prompt:
         # One row per pair (shared prompt), pairs sorted by row length so the rows of a batch pad little.
-        width = {i: len(chosen[i].ids) + len(rejected[i].ids) for i in indices}
-        order = sorted(indices, key=lambda i: width[i])
+        order = sorted(indices, key=lambda i: len(chosen[i].ids) + len(rejected[i].ids))
+        out: dict[int, tuple[float, float]] = {}
         for start in range(0, len(order), cfg.reference_batch_size):
             idx = order[start : start + cfg.reference_batch_size]
             batch = pair_batch(chosen, rejected, idx, pad, packing=True, share_prompt=True)
             values = sequence_logps(token_logps(model, batch, cfg.train.logprob_chunk), batch).double().tolist()
-            for k, i in enumerate(idx):
-                logp[(i, 0)], logp[(i, 1)] = values[k], values[k + len(idx)]
-        return {i: (logp[(i, 0)], logp[(i, 1)]) for i in indices}
+            out.update({i: (values[k], values[k + len(idx)]) for k, i in enumerate(idx)})
+        return out
     # Sequences (not pairs) sorted by length, so a right-padded batch holds almost no padding. Right-padded, not
     # packed: the packed row's block-diagonal mask still costs attention over the whole row on CPU (sdpa does not
     # skip masked blocks), (16 x 450)^2 per layer for 16 sequences of 450 tokens, 16x the padded batch's cost.
@@ -169,6 +167,7 @@ def reference_logps(
         [(i, 0, chosen[i]) for i in indices] + [(i, 1, rejected[i]) for i in indices], key=lambda s: len(s[2].ids)
     )
     size = 2 * cfg.reference_batch_size
+    logp: dict[tuple[int, int], float] = {}
     for start in range(0, len(seqs), size):
         part = seqs[start : start + size]
         batch = collate([s for _, _, s in part], pad, packing=False)
