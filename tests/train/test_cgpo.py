@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import json
+import math
 
 import pytest
 import torch
@@ -147,6 +148,30 @@ def test_crraft_uses_the_baseline_only_when_it_satisfies(tokenizer, tiny_model):
     batch, ctx = make_ctx(tokenizer, tiny_model, [BAD, BAD], baseline=BAD)
     row = task_step("instruction_following", CGPOTask(k=2, batch_size=2), batch, 0, ctx, cfg_for())
     assert row["selected"] == 0 and row["skipped_prompts"] == 2 and row["loss"] == 0.0
+
+
+def test_codpo_takes_the_baseline_as_chosen_only_when_asked_and_it_satisfies(tokenizer, tiny_model):
+    violated = ["THE answer is small and round.", BAD]  # both violate; the second has the lower reward
+    batch, ctx = make_ctx(tokenizer, tiny_model, violated, baseline=GOOD)
+    row = task_step("instruction_following", CGPOTask(optimizer="codpo", k=2, batch_size=2), batch, 0, ctx, cfg_for())
+    assert row["pairs"] == 0 and row["skipped_prompts"] == 2 and row["loss"] == 0.0  # the paper: skip
+
+    task = CGPOTask(optimizer="codpo", k=2, batch_size=2, baseline_chosen=True)
+    good0 = logp(tiny_model, tokenizer, batch[0], GOOD)
+    bad0 = logp(tiny_model, tokenizer, batch[0], violated[1])
+    row = task_step("instruction_following", task, batch, 0, ctx, cfg_for())
+    assert row["pairs"] == 2 and row["baseline_used"] == 2 and row["skipped_prompts"] == 0
+    # Before any update the policy is the reference: the DPO margin is 0, so the loss is log 2 + λ·NLL(ā).
+    nll = -good0 / render(tokenizer, batch[0].prompt, GOOD, 128, False).n_targets
+    assert row["loss"] == pytest.approx(math.log(2) + nll, rel=1e-4)
+    one_update(tiny_model)
+    # ā goes up; the lowest-reward violated response goes down.
+    assert logp(tiny_model, tokenizer, batch[0], GOOD) > good0
+    assert logp(tiny_model, tokenizer, batch[0], violated[1]) < bad0
+
+    batch, ctx = make_ctx(tokenizer, tiny_model, violated, baseline=BAD)  # ā violates too: still skipped
+    row = task_step("instruction_following", task, batch, 0, ctx, cfg_for())
+    assert row["pairs"] == 0 and row["skipped_prompts"] == 2
 
 
 def test_codpo_pair_rules_and_fallbacks():

@@ -9,7 +9,7 @@ True
 
 from posttrain.constraints import ifeval as _ifeval  # noqa: F401  # registers the 25 IFEval constraints
 from posttrain.constraints.base import MODES, REGISTRY, Constraint, get_constraint
-from posttrain.constraints.check import check_all, partial_credit, strip_thinking
+from posttrain.constraints.check import check_all, check_strict_and_loose, partial_credit, strip_thinking
 from posttrain.constraints.conflicts import install_conflicts
 
 install_conflicts()
@@ -19,6 +19,7 @@ __all__ = [
     "REGISTRY",
     "Constraint",
     "check_all",
+    "check_strict_and_loose",
     "get_constraint",
     "partial_credit",
     "strip_thinking",

@@ -48,6 +48,37 @@ def check_all(
 ) -> list[bool]:
     """One verdict per constraint id. Strict as the reference: an all-whitespace response fails everything; loose:
     a constraint passes if any of the 8 loose variants passes it. All kwargs are validated before any check runs."""
+    checks = _validated(ids, kwargs, mode)
+    if strip_thinking:
+        response = _strip(response)
+    candidates = (
+        [v for v in loose_variants(response) if v.strip()] if loose else [response] * bool(response.strip())
+    )
+    return [any(c._check(v, kw, mode) for v in candidates) for c, kw in checks]
+
+
+def check_strict_and_loose(
+    response: str,
+    ids: list[str],
+    kwargs: list[dict[str, Any]],
+    *,
+    mode: str = "ifeval",
+    strip_thinking: bool = False,
+) -> tuple[list[bool], list[bool]]:
+    """`check_all` strict and loose at once. The first loose variant is the response itself, so a constraint met
+    strictly is met loosely, and one that failed is re-checked only on the other variants."""
+    checks = _validated(ids, kwargs, mode)
+    if strip_thinking:
+        response = _strip(response)
+    if not response.strip():
+        return [False] * len(checks), [False] * len(checks)
+    others = [v for v in loose_variants(response)[1:] if v.strip()]
+    strict = [c._check(response, kw, mode) for c, kw in checks]
+    loose = [ok or any(c._check(v, kw, mode) for v in others) for ok, (c, kw) in zip(strict, checks, strict=True)]
+    return strict, loose
+
+
+def _validated(ids: list[str], kwargs: list[dict[str, Any]], mode: str) -> list[tuple[Any, dict[str, Any]]]:
     if mode not in MODES:
         raise InputError(f"unknown check mode {mode!r}; valid modes: {', '.join(MODES)}")
     if len(ids) != len(kwargs):
@@ -58,12 +89,7 @@ def check_all(
     for cid, raw in zip(ids, kwargs, strict=True):
         constraint = get_constraint(cid)
         checks.append((constraint, constraint.validate(raw, mode)))
-    if strip_thinking:
-        response = _strip(response)
-    candidates = (
-        [v for v in loose_variants(response) if v.strip()] if loose else [response] * bool(response.strip())
-    )
-    return [any(c._check(v, kw, mode) for v in candidates) for c, kw in checks]
+    return checks
 
 
 _strip = strip_thinking  # the keyword argument of check_all shadows the function's name

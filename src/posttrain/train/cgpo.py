@@ -112,6 +112,9 @@ class CGPOTask:
     weight: float = 1.0  # ρ_l
     beta: float = 0.1  # CODPO's DPO β (not reported in the paper)
     lam: float = 1.0  # CODPO's λ on the length-normalised chosen likelihood (not reported in the paper)
+    # posttrain's extension, CODPO only: a prompt with no satisfied response takes ā as its chosen response (when ā
+    # satisfies every constraint) instead of being skipped, as CRRAFT falls back to ā. Off = the paper.
+    baseline_chosen: bool = False
 
 
 @dataclass
@@ -452,26 +455,59 @@ def crpg_update(task: CGPOTask, r: Rollout) -> Update:
     return Update([s for i in use if (s := r.seqs[i]) is not None], 1, len(use), part_loss, stats)
 
 
-def codpo_update(task: CGPOTask, r: Rollout) -> Update:
-    pairs = []
-    for b in range(len(r.batch)):
+def baseline_target(prompt: Prompt, ctx: dict[str, Any], cfg: CGPOConfig) -> tuple[Sequence, float] | None:
+    """ā as a training target, with its calibrated reward σ(r(ā) − r(ā)) = 0.5, when it satisfies every constraint."""
+    base = ctx["baselines"][prompt.id]
+    check = ctx["mixture"].evaluate([prompt], [base], baseline=[base])[0]
+    if check.value != 1 or check.calibrated is None or not base.strip():
+        return None
+    seq = render(ctx["tokenizer"], prompt.prompt, base, cfg.data.max_length, cfg.data.mask_format_tokens)
+    return (seq, check.calibrated) if seq is not None else None
+
+
+def codpo_update(task: CGPOTask, r: Rollout, ctx: dict[str, Any], cfg: CGPOConfig) -> Update:
+    seqs: list[Sequence] = []
+    ref: list[float] = []
+    fallbacks = 0
+    for b, prompt in enumerate(r.batch):
         idx = r.of_prompt(b)
-        pick = codpo_pair([r.ok[i] for i in idx], [r.reward[i] for i in idx])
+        ok = [r.ok[i] for i in idx]
+        pick = codpo_pair(ok, [r.reward[i] for i in idx])
         if pick is not None:
-            pairs.append((idx[pick[0]], idx[pick[1]]))
-    ref = r.ref_logps[[i for pair in pairs for i in pair]].reshape(-1, 2)
+            chosen, rejected = idx[pick[0]], idx[pick[1]]
+            seqs += [r.seqs[chosen], r.seqs[rejected]]  # type: ignore[list-item]
+            ref += [float(r.ref_logps[chosen]), float(r.ref_logps[rejected])]
+            continue
+        violated = [i for i, v in zip(idx, ok, strict=True) if v is False]
+        if not (task.baseline_chosen and violated and not any(v is True for v in ok)):
+            continue
+        target = baseline_target(prompt, ctx, cfg)
+        if target is None:
+            continue
+        rejected = min(violated, key=lambda i: r.reward[i])
+        seqs += [target[0], r.seqs[rejected]]  # type: ignore[list-item]
+        ref += [baseline_ref_logp(prompt, target[0], ctx, cfg), float(r.ref_logps[rejected])]
+        fallbacks += 1
+    ref_pairs = torch.tensor(ref, dtype=torch.float64).reshape(-1, 2)
 
     def part_loss(start: int, logps: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        part = ref[start : start + len(logps) // 2].to(logps)
+        part = ref_pairs[start : start + len(logps) // 2].to(logps)
         chosen, rejected = logps[0::2], logps[1::2]
         return losses.codpo_loss(
             chosen, rejected, part[:, 0], part[:, 1], lengths[0::2], task.beta, task.lam
         ).sum()
 
-    seqs = [s for pair in pairs for i in pair if (s := r.seqs[i]) is not None]
-    return Update(
-        seqs, 2, len(pairs), part_loss, {"pairs": len(pairs), "skipped_prompts": len(r.batch) - len(pairs)}
-    )
+    n = len(seqs) // 2
+    stats = {"pairs": n, "baseline_used": fallbacks, "skipped_prompts": len(r.batch) - n}
+    return Update(seqs, 2, n, part_loss, stats)
+
+
+def baseline_ref_logp(prompt: Prompt, seq: Sequence, ctx: dict[str, Any], cfg: CGPOConfig) -> float:
+    """log π_ref(ā|s): ā and π_ref never change, so once per prompt."""
+    cache = ctx.setdefault("baseline_ref_logps", {})
+    if prompt.id not in cache:
+        cache[prompt.id] = float(all_logps(ctx["reference"], [seq], 1, ctx["pad"], cfg)[0])
+    return cache[prompt.id]
 
 
 def crraft_update(task: CGPOTask, r: Rollout, ctx: dict[str, Any], cfg: CGPOConfig) -> Update:
@@ -486,14 +522,10 @@ def crraft_update(task: CGPOTask, r: Rollout, ctx: dict[str, Any], cfg: CGPOConf
             weights.append(r.calibrated[idx[pick]])
             continue
         # No response qualifies: train on ā, but only if it satisfies every constraint itself.
-        base = ctx["baselines"][prompt.id]
-        check = ctx["mixture"].evaluate([prompt], [base], baseline=[base])[0]
-        if check.value != 1 or check.calibrated is None or not base.strip():
-            continue
-        seq = render(ctx["tokenizer"], prompt.prompt, base, cfg.data.max_length, cfg.data.mask_format_tokens)
-        if seq is not None:
-            seqs.append(seq)
-            weights.append(check.calibrated)  # σ(r(ā) − r(ā)) = 0.5
+        target = baseline_target(prompt, ctx, cfg)
+        if target is not None:
+            seqs.append(target[0])
+            weights.append(target[1])
             fallbacks += 1
     w = torch.tensor(weights, dtype=torch.float64)
 
@@ -559,7 +591,7 @@ def task_step(
     if task.optimizer == "crpg":
         update = crpg_update(task, r)
     elif task.optimizer == "codpo":
-        update = codpo_update(task, r)
+        update = codpo_update(task, r, ctx, cfg)
     else:
         update = crraft_update(task, r, ctx, cfg)
     n = max(update.n, 1)

@@ -1,0 +1,84 @@
+"""posttrain's langdetect replay against langdetect itself: n-grams, the random stream, the detected language."""
+
+from __future__ import annotations
+
+import random
+
+import langdetect
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from posttrain.constraints import language
+from tests.constraints.corpus import EDGE_CASES, responses
+
+# Characters that exercise the n-gram state machine: spaces and what normalises to one, runs of capitals (langdetect
+# skips "capital words"), Latin-1 exclusions, Romanian commas, CJK, Arabic, Vietnamese combining marks.
+LETTERS = st.sampled_from(
+    list("aAbBzZ  \n\t.,'-0123456789") + list("éÉßøçÇșțĂâ¿¡«»") + list("日本語中文한국어") + list("ابت")
+    + ["\u0300", "\u0301", "\u0303", "\u2019", "\u00a0", "http://x.io", "a@b.co"]
+)
+TEXT = st.one_of(st.lists(LETTERS, max_size=80).map("".join), st.text(max_size=120))
+
+
+@pytest.fixture(autouse=True)
+def _seeded_langdetect() -> None:
+    langdetect.DetectorFactory.seed = 0
+
+
+def _reference_ngrams(text: str) -> tuple[str, list[str]]:
+    detector = language._factory().create()
+    detector.append(text)
+    detector.cleaning_text()
+    return detector.text, detector._extract_ngrams()
+
+
+def _reference_detect(text: str) -> str | None:
+    try:
+        return str(langdetect.detect(text))
+    except langdetect.LangDetectException:
+        return None
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(text=TEXT)
+def test_ngrams_equal_langdetects(text: str) -> None:
+    cleaned, expected = _reference_ngrams(text)
+    assert language.extract_ngrams(cleaned) == expected
+
+
+def test_ngrams_equal_langdetects_on_the_corpus() -> None:
+    for text in EDGE_CASES + responses(100, seed=3):
+        cleaned, expected = _reference_ngrams(text)
+        assert language.extract_ngrams(cleaned) == expected, text
+
+
+def test_the_stream_is_pythons_random_from_seed_0() -> None:
+    rng = random.Random(0)
+    assert language._random_stream(5000).tolist() == [rng.getrandbits(32) for _ in range(5000)]
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(text=TEXT)
+def test_detection_equals_langdetect_on_arbitrary_text(text: str) -> None:
+    language.detect_language.cache_clear()
+    assert language.detect_language(text) == _reference_detect(text)
+
+
+def test_detection_equals_langdetect_on_the_corpus() -> None:
+    # Short texts (few n-grams: many rejected draws, trials that never converge), mixed languages, a long text.
+    texts = EDGE_CASES + responses(150, seed=21) + ["Ceci est une phrase. " * 700, "12 34", "", "a", "Ab Cd"]
+    texts += ["Hello world. Bonjour le monde. Hola mundo. Hallo Welt. Ciao mondo."] * 2
+    language.detect_language.cache_clear()
+    for text in texts:
+        assert language.detect_language(text) == _reference_detect(text), text
+
+
+def test_a_short_stream_is_extended_without_changing_the_answer(monkeypatch: pytest.MonkeyPatch) -> None:
+    texts = ["The weather is nice today and we will go outside.", "Das Wetter ist heute schön.", "a b"]
+    monkeypatch.setattr(language, "_STREAM_WORDS", 16)  # exhausted in the first trial: replayed with 64, 256, ...
+    language.detect_language.cache_clear()
+    try:
+        assert [language.detect_language(t) for t in texts] == [_reference_detect(t) for t in texts]
+    finally:
+        language.detect_language.cache_clear()
