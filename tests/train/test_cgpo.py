@@ -19,6 +19,7 @@ from posttrain.records import Prompt
 from posttrain.train.cgpo import (
     CGPOConfig,
     CGPOTask,
+    check_config,
     codpo_pair,
     crraft_choice,
     parse_tasks,
@@ -281,6 +282,30 @@ def test_train_logs_metrics_and_resumes_exactly(tiny_model_dir, tmp_path, monkey
     assert [json.loads(line)["step"] for line in lines] == [1, 2, 3]
 
 
+def test_bf16_sampling_follows_the_policy_after_every_update(tiny_model_dir, tmp_path, monkeypatch):
+    from posttrain.models.hf import HFBackend
+
+    seen = []
+    original = HFBackend.generate
+
+    def recording(self, prompts, n, params):
+        seen.append({k: v.clone() for k, v in self.model.state_dict().items()})
+        return original(self, prompts, n, params)
+
+    monkeypatch.setattr(HFBackend, "generate", recording)
+    out = tmp_path / "run"
+    overrides = ("generation.dtype=bfloat16", "train.save_every=1", "train.epochs=2", "train.max_steps=3",
+                 "train.keep_checkpoints=5",
+                 "baseline.source=gold", "tasks.instruction_following.optimizer=crraft")  # fmt: skip
+    result = train_cgpo(run_config(tiny_model_dir, out, *overrides), IF_PROMPTS)
+    assert result.steps == 3 and len(seen) == 3  # one rollout per step, all from the bf16 copy
+    for step, state in enumerate(seen[1:], start=1):
+        trained = torch.load(out / "checkpoints" / f"step-{step:08d}" / "trainable.pt")
+        assert trained and all(state[k].dtype == torch.bfloat16 for k in trained)
+        assert all(torch.equal(state[k], v.to(torch.bfloat16)) for k, v in trained.items())
+    assert not all(torch.equal(seen[0][k], seen[2][k]) for k in seen[0])  # the copy did move
+
+
 def test_multi_task_runs_each_task_with_its_optimizer(tiny_model_dir, tmp_path):
     mixed = IF_PROMPTS[:2] + [p.model_copy(update={"task": "chat"}) for p in IF_PROMPTS[2:]]
     cfg = run_config(
@@ -318,6 +343,10 @@ def test_bad_input_is_an_input_error(tiny_model_dir, tmp_path):
                 ["tasks.instruction_following.optimizer=codpo", "tasks.instruction_following.k=1"],
             )
         )
+    with pytest.raises(InputError, match="generation.dtype must be"):
+        check_config(load_config(CGPOConfig, None, ["generation.dtype=bf16"]))
+    with pytest.raises(InputError, match="cannot follow LoRA"):
+        check_config(load_config(CGPOConfig, None, ["generation.dtype=auto", "lora.enabled=true"]))
     with pytest.raises(InputError, match="fewer than its batch_size"):
         train_cgpo(
             run_config(tiny_model_dir, tmp_path / "c", "tasks.instruction_following.batch_size=8"), IF_PROMPTS

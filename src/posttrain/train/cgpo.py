@@ -124,6 +124,10 @@ class GenerationConfig:
     top_p: float = 1.0
     batch_size: int = 16  # sequences per decode batch
     require_finished: bool = True  # a response cut off by max_new_tokens counts as violated (as RS pairs do)
+    # float32: sample from the policy itself. bfloat16 | auto (bfloat16 where the CPU computes it natively): sample
+    # from a bf16 copy of the policy, refreshed after every update (faster decoding on such CPUs; samples are
+    # on-policy up to bf16 rounding; the loss still uses the policy's own log-probs). Full fine-tuning only.
+    dtype: str = "float32"
 
 
 @dataclass
@@ -210,7 +214,21 @@ def check_config(cfg: CGPOConfig) -> dict[str, CGPOTask]:
         SamplingParams(cfg.generation.max_new_tokens, cfg.generation.temperature, cfg.generation.top_p)
     except ValueError as err:
         raise InputError(f"generation: {err}") from None
+    if cfg.generation.dtype not in ("float32", "bfloat16", "auto"):
+        raise InputError(f"generation.dtype must be float32, bfloat16 or auto, got '{cfg.generation.dtype}'")
+    if cfg.generation.dtype != "float32" and cfg.lora.enabled:
+        raise InputError("generation.dtype: a bf16 copy of the full weights cannot follow LoRA; use float32")
     return parse_tasks(cfg)
+
+
+def bf16_sampler(cfg: CGPOConfig, reference: Any) -> Any:
+    """A bf16 copy of the starting policy to sample from (generation.dtype bfloat16, or auto on a CPU with native
+    bf16), or None to sample from the policy itself."""
+    from posttrain.models.hf import resolve_dtype
+
+    if resolve_dtype(cfg.generation.dtype) != torch.bfloat16 or reference.dtype == torch.bfloat16:
+        return None
+    return copy.deepcopy(reference).to(torch.bfloat16).eval()
 
 
 def build_mixture(tasks: dict[str, CGPOTask]) -> MixtureOfJudges:
@@ -698,9 +716,10 @@ def train_cgpo(
     baselines = reference_baselines(cfg, used, reference, tokenizer, out)
     model = apply_lora(model, cfg.lora)
     prepare_for_training(model, loop)
-    # Shares the model object, so every step samples from the weights being trained.
+    sampler = bf16_sampler(cfg, reference)
+    # The policy itself, or its bf16 copy (synced after every update): every step samples the current weights.
     backend = HFBackend(
-        cfg.model.name, loop.threads, cfg.generation.batch_size, model_and_tokenizer=(model, tokenizer)
+        cfg.model.name, loop.threads, cfg.generation.batch_size, model_and_tokenizer=(sampler or model, tokenizer)
     )
 
     steps_per_epoch = {name: len(idx) // tasks[name].batch_size for name, idx in by_task.items()}
@@ -713,6 +732,8 @@ def train_cgpo(
     resume_from = latest_checkpoint(out) if loop.resume else None
     if resume_from is not None:
         step = int(load_checkpoint(resume_from, model, optimizer, scheduler)["step"])
+    if sampler is not None:
+        sampler.load_state_dict(model.state_dict())
     log = MetricsLog(out / "metrics.jsonl", step, enabled=True)
     bar = Progress(
         total_steps, step, ["loss", "violation", "calibrated_reward", "kl", "response_length"],
@@ -748,6 +769,8 @@ def train_cgpo(
             optimizer.step()
             scheduler.step()
             optimizer.zero_grad(set_to_none=True)
+            if sampler is not None:
+                sampler.load_state_dict(model.state_dict())  # casts to bf16
             step += 1
             row = {"step": step, **merge_rows(rows), "grad_norm": grad_norm, "lr": lr}
             tokens_seen += sum(r["tokens"] for r in rows.values())
