@@ -713,10 +713,10 @@ def train_cgpo(
 
     # π_ref is the starting policy, frozen; a copy costs one model of memory and keeps the loop free of swaps.
     reference = copy.deepcopy(model).eval().requires_grad_(False)
-    baselines = reference_baselines(cfg, used, reference, tokenizer, out)
+    sampler = bf16_sampler(cfg, reference)
+    baselines = reference_baselines(cfg, used, sampler or reference, tokenizer, out)  # the sampler is π_ref so far
     model = apply_lora(model, cfg.lora)
     prepare_for_training(model, loop)
-    sampler = bf16_sampler(cfg, reference)
     # The policy itself, or its bf16 copy (synced after every update): every step samples the current weights.
     backend = HFBackend(
         cfg.model.name, loop.threads, cfg.generation.batch_size, model_and_tokenizer=(sampler or model, tokenizer)
