@@ -19,9 +19,11 @@ from posttrain.records import Prompt
 from posttrain.train.cgpo import (
     CGPOConfig,
     CGPOTask,
+    build_mixture,
     check_config,
     codpo_pair,
     crraft_choice,
+    heldout_violation,
     parse_tasks,
     reference_baselines,
     task_step,
@@ -304,6 +306,23 @@ def test_bf16_sampling_follows_the_policy_after_every_update(tiny_model_dir, tmp
         assert trained and all(state[k].dtype == torch.bfloat16 for k in trained)
         assert all(torch.equal(state[k], v.to(torch.bfloat16)) for k, v in trained.items())
     assert not all(torch.equal(seen[0][k], seen[2][k]) for k in seen[0])  # the copy did move
+
+
+def test_heldout_violation_judges_k_samples_as_training_does(tmp_path):
+    from posttrain.records import write_records
+
+    cfg = load_config(CGPOConfig, None, ["heldout_k=2"])
+    mixture = build_mixture(parse_tasks(cfg))
+    (tmp_path / "prompts").mkdir()
+    write_records(tmp_path / "prompts" / "heldout.jsonl", IF_PROMPTS[:3])
+    backend = FixedBackend([GOOD, BAD])  # one satisfies "all lowercase", one does not, for every prompt
+    heldout_violation(backend, mixture, cfg, tmp_path, "before")
+    summary = json.loads((tmp_path / "heldout_sampled_before.json").read_text())
+    assert summary["violation"] == 0.5 and summary["responses"] == 6 and summary["prompts"] == 3
+    backend.reasons = ["length", "stop"]  # the satisfying one is cut off: violated while require_finished
+    heldout_violation(backend, mixture, cfg, tmp_path, "after")
+    summary = json.loads((tmp_path / "heldout_sampled_after.json").read_text())
+    assert summary["violation"] == 1.0 and summary["truncated"] == 0.5
 
 
 def test_multi_task_runs_each_task_with_its_optimizer(tiny_model_dir, tmp_path):

@@ -47,13 +47,13 @@ import torch
 
 from posttrain.config import build, check_keys
 from posttrain.errors import InputError
-from posttrain.judges.base import Judge, get_judge
+from posttrain.judges.base import Judge, get_judge, make_items
 from posttrain.judges.mixture import ANY_TASK, MixtureOfJudges, MixtureResult, TaskJudges
 from posttrain.judges.runner import judge_spec
 from posttrain.models.backend import Completion, SamplingParams
 from posttrain.pairs.repair import repair
 from posttrain.pipeline.quickstart import EvalSection, PromptsSection, RunConfig
-from posttrain.records import Prompt, Sample, read_records
+from posttrain.records import Prompt, Sample, atomic_write_text, read_records
 from posttrain.train import losses
 from posttrain.train.data import (
     Sequence,
@@ -169,6 +169,9 @@ class CGPOConfig:
     prompts: PromptsSection = field(default_factory=PromptsSection)  # used when no prompts are given
     eval: EvalSection = field(default_factory=EvalSection)
     evaluate: bool = True  # greedy IFEval on the synthetic held-out prompts before and after training
+    # With evaluate: also this many responses per held-out prompt, sampled as in training (generation.*) and judged
+    # by the task's judges, before and after: CGPO's own violation rate, on the policy's distribution (0 = off).
+    heldout_k: int = 0
 
 
 def parse_tasks(cfg: CGPOConfig) -> dict[str, CGPOTask]:
@@ -214,6 +217,8 @@ def check_config(cfg: CGPOConfig) -> dict[str, CGPOTask]:
         SamplingParams(cfg.generation.max_new_tokens, cfg.generation.temperature, cfg.generation.top_p)
     except ValueError as err:
         raise InputError(f"generation: {err}") from None
+    if cfg.heldout_k < 0:
+        raise InputError(f"heldout_k must be 0 (off) or a number of responses per held-out prompt, got {cfg.heldout_k}")
     if cfg.generation.dtype not in ("float32", "bfloat16", "auto"):
         raise InputError(f"generation.dtype must be float32, bfloat16 or auto, got '{cfg.generation.dtype}'")
     if cfg.generation.dtype != "float32" and cfg.lora.enabled:
@@ -658,6 +663,41 @@ def merge_rows(rows: dict[str, dict[str, Any]]) -> dict[str, Any]:
     return merged
 
 
+def heldout_violation(backend: Any, mixture: MixtureOfJudges, cfg: CGPOConfig, out: Path, when: str) -> None:
+    """`heldout_k` responses per held-out prompt, sampled with the training settings and the same seed before and
+    after training (paired), judged as in training: violated = some constraint judge fails, or the response was cut
+    off while `generation.require_finished`. Writes `<out>/heldout_sampled_<when>.json`."""
+    from posttrain.progress import generation_progress
+
+    prompts = [p for p in read_records(out / "prompts" / "heldout.jsonl", Prompt) if p.instruction_id_list]
+    gen = cfg.generation
+    params = SamplingParams(gen.max_new_tokens, gen.temperature, gen.top_p, seed=cfg.train.seed * 1_000_003 - 1)
+    rows = []
+    with generation_progress(f"held-out, sampled ({when})", len(prompts)) as bar:
+        for start in range(0, len(prompts), 4):
+            batch = prompts[start : start + 4]
+            done = backend.generate([p.prompt for p in batch], cfg.heldout_k, params)
+            bar.advance(len(batch), sum(c.completion_tokens for row in done for c in row))
+            rows += done
+    pairs = [(p, c) for p, row in zip(prompts, rows, strict=True) for c in row]
+    items = make_items([p for p, _ in pairs], [c.text for _, c in pairs], None)
+    results = mixture.evaluate_items(items, None, with_reward=False)  # violation needs no reward or baseline
+    judged = [
+        r.value == 0 or (c.finish_reason == "length" and gen.require_finished)
+        for (_, c), r in zip(pairs, results, strict=True)
+        if r.value != -1
+    ]
+    summary = {
+        "violation": sum(judged) / max(len(judged), 1),
+        "responses": len(judged),
+        "prompts": len(prompts),
+        "k": cfg.heldout_k,
+        "truncated": sum(c.finish_reason == "length" for _, c in pairs) / max(len(pairs), 1),
+        "judge_failures": len(pairs) - len(judged),
+    }
+    atomic_write_text(out / f"heldout_sampled_{when}.json", json.dumps(summary, indent=2))
+
+
 # ---------------------------------------------------------------------------------------------------- the loop
 
 
@@ -734,6 +774,9 @@ def train_cgpo(
         step = int(load_checkpoint(resume_from, model, optimizer, scheduler)["step"])
     if sampler is not None:
         sampler.load_state_dict(model.state_dict())
+    sampled_eval = synthetic and cfg.evaluate and cfg.heldout_k > 0
+    if sampled_eval and not (out / "heldout_sampled_before.json").exists():
+        heldout_violation(backend, mixture, cfg, out, "before")
     log = MetricsLog(out / "metrics.jsonl", step, enabled=True)
     bar = Progress(
         total_steps, step, ["loss", "violation", "calibrated_reward", "kl", "response_length"],
@@ -786,6 +829,8 @@ def train_cgpo(
         log.close()
     train_seconds = time.perf_counter() - started
     model.eval()
+    if sampled_eval:
+        heldout_violation(backend, mixture, cfg, out, "after")
     model_dir = save_final(model, tokenizer, out, cfg.lora)
 
     if synthetic and cfg.evaluate:
