@@ -775,7 +775,7 @@ def train_cgpo(
     if sampler is not None:
         sampler.load_state_dict(model.state_dict())
     sampled_eval = synthetic and cfg.evaluate and cfg.heldout_k > 0
-    if sampled_eval and not (out / "heldout_sampled_before.json").exists():
+    if sampled_eval and step == 0 and not (out / "heldout_sampled_before.json").exists():  # of π_ref only
         heldout_violation(backend, mixture, cfg, out, "before")
     log = MetricsLog(out / "metrics.jsonl", step, enabled=True)
     bar = Progress(
