@@ -362,6 +362,8 @@ def test_bad_input_is_an_input_error(tiny_model_dir, tmp_path):
                 ["tasks.instruction_following.optimizer=codpo", "tasks.instruction_following.k=1"],
             )
         )
+    with pytest.raises(InputError, match="heldout_k must be 0"):
+        check_config(load_config(CGPOConfig, None, ["heldout_k=-1"]))
     with pytest.raises(InputError, match="generation.dtype must be"):
         check_config(load_config(CGPOConfig, None, ["generation.dtype=bf16"]))
     with pytest.raises(InputError, match="cannot follow LoRA"):
