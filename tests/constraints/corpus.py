@@ -117,3 +117,58 @@ def kwargs_sets(cid: str, count: int, seed: int = 0) -> list[dict[str, Any]]:
 
 
 ALL_IDS = sorted(REGISTRY)
+
+
+PROSE_WORDS = (
+    "the river garden city people time year way day thing world school state family student group country problem "
+    "hand part place case week company system program question work number night point home water room area money "
+    "story fact month lot right study book eye job word business issue side kind head house service friend power "
+    "hour game line end member law car name team minute idea body information back parent face level office door "
+    "health person art war history party result change morning reason research moment air teacher force education"
+).split()
+PROSE_CAPITALS = ["I", "NASA", "U.S.", "AI", "UK", "CEO", "I'm", "I'll", "OK", "EU", "U.N.", "DNA", "TV", "B2B"]
+PROSE_ABBREVIATIONS = ["Dr.", "Mr.", "Mrs.", "e.g.", "i.e.", "etc.", "vs.", "Jan.", "St.", "No.", "p.m.", "Inc."]
+PROSE_NAMES = ["Smith", "London", "Paris", "Monday", "Alice", "Python", "Google", "Europe", "Sarah", "Tokyo"]
+
+
+def varied_prose(size: int = 100_000, seed: int = 0) -> str:
+    """`size` characters of random English-like prose dense in what slows sentence and word tokenizers down:
+    acronyms, "I" and its contractions, abbreviations, names, numbers, quotes, brackets, bullets, all-caps lines."""
+    rng = random.Random(seed)
+    pieces: list[str] = []
+    total = 0
+    while total < size:
+        words = []
+        for _ in range(rng.randint(4, 22)):
+            draw = rng.random()
+            if draw < 0.06:
+                word = rng.choice(PROSE_CAPITALS)
+            elif draw < 0.10:
+                word = rng.choice(PROSE_ABBREVIATIONS)
+            elif draw < 0.16:
+                word = rng.choice(PROSE_NAMES)
+            elif draw < 0.19:
+                word = str(rng.randint(1, 2030))
+            elif draw < 0.21:
+                word = rng.choice("(\"'") + rng.choice(PROSE_WORDS) + rng.choice(")\"'")
+            elif draw < 0.22:
+                word = rng.choice(PROSE_WORDS) + "n't"
+            else:
+                word = rng.choice(PROSE_WORDS)
+            if rng.random() < 0.08:
+                word += rng.choice([",", ";", ":", " -", " --"])
+            words.append(word)
+        sentence = " ".join(words)
+        sentence = sentence[:1].upper() + sentence[1:] + rng.choice([".", ".", ".", "!", "?", "...", '."', ":"])
+        draw = rng.random()
+        if draw < 0.10:
+            sentence = "\n\n" + sentence
+        elif draw < 0.15:
+            sentence = "\n* " + sentence
+        elif draw < 0.18:
+            sentence = f"\n{rng.randint(1, 9)}. " + sentence
+        elif draw < 0.20:
+            sentence = sentence.upper()
+        pieces.append(sentence)
+        total += len(sentence) + 1
+    return " ".join(pieces)[:size]

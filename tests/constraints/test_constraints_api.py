@@ -11,9 +11,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from posttrain.constraints import REGISTRY, check_all, get_constraint, partial_credit, strip_thinking
+from posttrain.constraints import text as measures
 from posttrain.constraints.conflicts import IFEVAL_CONFLICTS, build_conflicts
 from posttrain.errors import InputError
-from tests.constraints.corpus import ALL_IDS, kwargs_sets, responses
+from tests.constraints.corpus import ALL_IDS, kwargs_sets, responses, varied_prose
 
 
 def test_registry_has_ifevals_25_ids() -> None:
@@ -204,15 +205,26 @@ ADVERSARIAL_100KB = {
     "stars": "*" * 100_000,
     "prose": ("The river runs. Dr. Smith, the P.S. writer, said [x] *hi* <<t>>\n" * 1700)[:100_000],
     "nested_json": "[" * 50_000 + "]" * 50_000,
+    # Dense in acronyms, abbreviations and "I'm": the most work for the sentence and word tokenizers per byte.
+    "varied_prose": varied_prose(100_000, seed=0),
+    "all_caps_prose": varied_prose(100_000, seed=1).upper(),
+    "many_sentences": "Hello. " * 14_286,
+    "capital_after_brackets": "[" * 99_999 + "A",
+    "non_ascii_capitals": "Ä" * 50_000 + " Ä-B" * 12_500,
+}
+# The two checks that tokenize (sentences, capital words) must also stay linear, not just fast at 100 KB. The last
+# two texts are the known exceptions to 50 ms (docs/methods/constraints.md): 33,333 one-letter sentences, and one
+# whitespace-free "word" that NLTK's word tokenizer has to run over in full.
+TOKENIZING = {"length_constraints:number_sentences", "change_case:capital_word_frequency"}
+SLOW_BUT_LINEAR = {
+    "varied_prose": ADVERSARIAL_100KB["varied_prose"],
+    "one_letter_sentences": "A. " * 33_334,
+    "one_long_word": "A" + "," * 99_998 + "x",
 }
 
 
-# NLTK's punkt and Treebank tokenizers are pure Python: linear, but ~0.06-0.25 s on 100 KB of varied prose. They
-# are the reference's own algorithms (exactness first), so these two get a linear-scaling test, not the 50 ms bound.
-NLTK_BOUND = {"length_constraints:number_sentences", "change_case:capital_word_frequency"}
-
-
 def _time_check(cid: str, text: str, mode: str) -> float:
+    measures.clear_caches()  # memoised sentences would otherwise carry over between the fresh strings
     start = time.perf_counter()
     get_constraint(cid).check(text, mode=mode, **_kwargs(cid))
     return time.perf_counter() - start
@@ -224,9 +236,7 @@ def test_100kb_response_checked_under_50ms_per_constraint(kind: str) -> None:
     slowest = ("", 0.0)
     for mode in ("ifeval", "fixed"):
         for cid in ALL_IDS:
-            if kind == "prose" and cid in NLTK_BOUND:
-                continue
-            # A fresh string each time, so no cached measure helps; best of 3 against noise from other processes.
+            # Best of 3 against noise from other processes, each with cleared caches.
             elapsed = min(
                 _time_check(cid, ADVERSARIAL_100KB[kind] + cid + mode + str(i), mode) for i in range(3)
             )
@@ -234,12 +244,13 @@ def test_100kb_response_checked_under_50ms_per_constraint(kind: str) -> None:
     assert slowest[1] < 0.05, f"{slowest[0]} took {slowest[1] * 1000:.0f} ms on {kind}"
 
 
-@pytest.mark.parametrize("cid", sorted(NLTK_BOUND))
-def test_nltk_bound_checks_scale_linearly(cid: str) -> None:
-    prose = ADVERSARIAL_100KB["prose"]
-    half = min(_time_check(cid, prose[:50_000] + str(i), "ifeval") for i in range(2))
-    full = min(_time_check(cid, prose + str(i), "ifeval") for i in range(2))
-    assert full < 3 * half + 0.02 and full < 2.0, f"50 KB {half:.3f} s, 100 KB {full:.3f} s"
+@pytest.mark.parametrize("kind", sorted(SLOW_BUT_LINEAR))
+@pytest.mark.parametrize("cid", sorted(TOKENIZING))
+def test_tokenizing_checks_scale_linearly(cid: str, kind: str) -> None:
+    text = SLOW_BUT_LINEAR[kind]
+    half = min(_time_check(cid, text[: len(text) // 2] + str(i), "ifeval") for i in range(2))
+    full = min(_time_check(cid, text + str(i), "ifeval") for i in range(2))
+    assert full < 3 * half + 0.02 and full < 1.0, f"50 KB {half:.3f} s, 100 KB {full:.3f} s"
 
 
 def test_language_detection_equals_langdetect_seeded() -> None:

