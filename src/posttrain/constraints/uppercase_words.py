@@ -27,10 +27,10 @@ from collections.abc import Iterable
 
 from nltk.tokenize.destructive import NLTKWordTokenizer
 
+from posttrain.constraints.sentence_split import SEPARATORS_NLTK_DISAGREES_ON
+
 _TOKENIZER = NLTKWordTokenizer()
 
-# Control characters that str.split and `re` treat as whitespace but NLTK's `regex` engine does not (the only ones).
-_SEPARATORS_NLTK_DISAGREES_ON = re.compile("[\\x1c-\\x1f]")
 # Whole chunks holding an ASCII capital or any non-ASCII character (the lookbehind keeps the scan linear).
 _CHUNK_MAYBE_UPPERCASE = re.compile("(?<!\\S)\\S*[A-Z\\x80-\\U0010ffff]\\S*")
 _CAPITAL_THEN_NOT_LOWER = re.compile(r"[A-Z](?![a-z])")
@@ -54,15 +54,20 @@ _MAX_REMEMBERED = 1 << 16
 
 def count_uppercase_tokens(sentences: Iterable[str]) -> int:
     """`sum(token.isupper() for s in sentences for token in NLTKWordTokenizer().tokenize(s))`."""
-    shapes = [_shape(sentence) for sentence in sentences]
-    _tokenize_new([piece for _, pieces in shapes for piece in pieces])
-    return sum(known + sum(_PIECE_COUNTS[piece] for piece in pieces) for known, pieces in shapes)
+    count = 0
+    pieces: list[_Piece] = []
+    for known, left in map(_shape, sentences):
+        count += known
+        if left:
+            pieces.extend(left)
+    _tokenize_new(pieces)
+    return count + sum(map(_PIECE_COUNTS.__getitem__, pieces))
 
 
 @functools.lru_cache(maxsize=1 << 14)
 def _shape(sentence: str) -> tuple[int, tuple[_Piece, ...]]:
     """The uppercase tokens counted from chunk shapes, and the pieces left to the tokenizer."""
-    if _SEPARATORS_NLTK_DISAGREES_ON.search(sentence):
+    if SEPARATORS_NLTK_DISAGREES_ON.search(sentence):
         return 0, (("", sentence, "", True),)
     known = 0
     pieces = []
