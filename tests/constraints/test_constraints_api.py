@@ -205,19 +205,23 @@ ADVERSARIAL_100KB = {
     "stars": "*" * 100_000,
     "prose": ("The river runs. Dr. Smith, the P.S. writer, said [x] *hi* <<t>>\n" * 1700)[:100_000],
     "nested_json": "[" * 50_000 + "]" * 50_000,
-    # Dense in acronyms, abbreviations and "I'm": the most work for the sentence and word tokenizers per byte.
-    "varied_prose": varied_prose(100_000, seed=0),
-    "all_caps_prose": varied_prose(100_000, seed=1).upper(),
     "many_sentences": "Hello. " * 14_286,
     "capital_after_brackets": "[" * 99_999 + "A",
     "non_ascii_capitals": "Ä" * 50_000 + " Ä-B" * 12_500,
+}
+# Dense in acronyms, abbreviations and "I'm": the most work for the sentence and word tokenizers per byte. Their
+# checks take 25-35 ms on a quiet machine (bench/tokenizer_speed.py), too close to 50 ms for a timed test on shared
+# cores, so they are in the slow tier.
+PROSE_100KB = {
+    "varied_prose": varied_prose(100_000, seed=0),
+    "all_caps_prose": varied_prose(100_000, seed=1).upper(),
 }
 # The two checks that tokenize (sentences, capital words) must also stay linear, not just fast at 100 KB. The last
 # two texts are the known exceptions to 50 ms (docs/methods/constraints.md): 33,333 one-letter sentences, and one
 # whitespace-free "word" that NLTK's word tokenizer has to run over in full.
 TOKENIZING = {"length_constraints:number_sentences", "change_case:capital_word_frequency"}
 SLOW_BUT_LINEAR = {
-    "varied_prose": ADVERSARIAL_100KB["varied_prose"],
+    "varied_prose": PROSE_100KB["varied_prose"],
     "one_letter_sentences": "A. " * 33_334,
     "one_long_word": "A" + "," * 99_998 + "x",
 }
@@ -230,18 +234,26 @@ def _time_check(cid: str, text: str, mode: str) -> float:
     return time.perf_counter() - start
 
 
-@pytest.mark.parametrize("kind", sorted(ADVERSARIAL_100KB))
-def test_100kb_response_checked_under_50ms_per_constraint(kind: str) -> None:
+def _assert_every_check_under_50ms(text: str) -> None:
     check_all("warm up the tokenizers. And langdetect.", ALL_IDS, [_kwargs(c) for c in ALL_IDS])
     slowest = ("", 0.0)
     for mode in ("ifeval", "fixed"):
         for cid in ALL_IDS:
             # Best of 3 against noise from other processes, each with cleared caches.
-            elapsed = min(
-                _time_check(cid, ADVERSARIAL_100KB[kind] + cid + mode + str(i), mode) for i in range(3)
-            )
+            elapsed = min(_time_check(cid, text + cid + mode + str(i), mode) for i in range(3))
             slowest = max(slowest, (f"{cid} ({mode})", elapsed), key=lambda pair: pair[1])
-    assert slowest[1] < 0.05, f"{slowest[0]} took {slowest[1] * 1000:.0f} ms on {kind}"
+    assert slowest[1] < 0.05, f"{slowest[0]} took {slowest[1] * 1000:.0f} ms"
+
+
+@pytest.mark.parametrize("kind", sorted(ADVERSARIAL_100KB))
+def test_100kb_response_checked_under_50ms_per_constraint(kind: str) -> None:
+    _assert_every_check_under_50ms(ADVERSARIAL_100KB[kind])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", sorted(PROSE_100KB))
+def test_100kb_of_dense_prose_checked_under_50ms_per_constraint(kind: str) -> None:
+    _assert_every_check_under_50ms(PROSE_100KB[kind])
 
 
 @pytest.mark.parametrize("kind", sorted(SLOW_BUT_LINEAR))
