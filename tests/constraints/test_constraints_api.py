@@ -217,8 +217,8 @@ PROSE_100KB = {
     "all_caps_prose": varied_prose(100_000, seed=1).upper(),
 }
 # The two checks that tokenize (sentences, capital words) must also stay linear, not just fast at 100 KB. The last
-# two texts are the known exceptions to 50 ms (docs/methods/constraints.md): 33,333 one-letter sentences, and one
-# whitespace-free "word" that NLTK's word tokenizer has to run over in full.
+# two texts come closest to 50 ms (~40 ms on a quiet machine, docs/methods/constraints.md): 33,334 one-letter
+# sentences, and one whitespace-free "word" that NLTK's word tokenizer has to run over in full.
 TOKENIZING = {"length_constraints:number_sentences", "change_case:capital_word_frequency"}
 SLOW_BUT_LINEAR = {
     "varied_prose": PROSE_100KB["varied_prose"],

@@ -51,3 +51,25 @@ def test_uppercase_tokens_equal_the_tokenizer_sentence_by_sentence(sentences: li
     tokenizer = NLTKWordTokenizer()
     expected = sum(1 for sentence in sentences for token in tokenizer.tokenize(sentence) if token.isupper())
     assert uppercase_words.count_uppercase_tokens(sentences) == expected
+
+
+# Every literal a tokenizer pass keys on, and the letters of its contractions in both cases.
+MARKS = st.sampled_from(
+    ["«", "“", "‘", "„", "`", "``", '"', "''", "'", ".", "..", ",", ":", ";", "@", "#", "$", "%", "&", "\u2013", "\u2014",
+     "?", "!", "*", "(", ")", "[", "]", "{", "}", "<", ">", "--", "»", "”", "’", "'s", "'S", "'m", "'ll", "n't", "N'T",
+     "can", "not", "CAN", "d", "'ye", "gim", "me", "gon", "na", "got", "ta", "lem", "more", "'n", "wan", "'t", "is",
+     "was", "'T", "IS", "x", "A", "5", " ", " ", "\n", "\t", "\xa0", "\x1c", "ſ", "K"]
+)  # fmt: skip
+
+
+@settings(max_examples=2500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(text=st.lists(MARKS, max_size=16).map("".join) | CHUNKED_SENTENCE | st.text(max_size=40))
+def test_treebank_tokenize_equals_nltk(text: str) -> None:
+    assert uppercase_words.treebank_tokenize(text) == NLTKWordTokenizer().tokenize(text)
+
+
+def test_every_tokenizer_pass_but_whitespace_has_its_literals() -> None:
+    # A pass NLTK adds or rewrites would silently always run (correct, slower): this says when that happens.
+    passes = uppercase_words._BEFORE_PADDING + uppercase_words._AFTER_PADDING
+    assert [pattern.pattern for pattern, _, needs in passes if needs is None] == ["\\s+"]
+    assert all(word is not None for _, word in uppercase_words._CONTRACTIONS)

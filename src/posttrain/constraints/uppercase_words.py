@@ -15,8 +15,12 @@ tokenizer let most of the text skip it, exactly:
    sentinel words beyond them; a chunk followed only by closing marks is tokenized with the rest of the sentence.
    The distinct chunks of a text are tokenized in one call, separated by the sentinels, and remembered.
 
-`tests/constraints/test_text.py` compares the count with plain `word_tokenize` on hypothesis-built sentences made
-of the pieces that stress each rule (quotes, clitics, periods, brackets, every kind of whitespace, non-ASCII case).
+The tokenizer itself (`treebank_tokenize`) is NLTK's passes in NLTK's order, without `nltk.redos`'s timer, skipping
+each pass whose matches all contain a literal the text lacks.
+
+`tests/constraints/test_uppercase_words.py` compares the count with NLTK's tokenizer run on every sentence, and
+`treebank_tokenize` with NLTK's, on hypothesis-built text made of what each rule keys on (quotes, clitics, periods,
+brackets, contractions, every kind of whitespace, non-ASCII case).
 """
 
 from __future__ import annotations
@@ -24,12 +28,82 @@ from __future__ import annotations
 import functools
 import re
 from collections.abc import Iterable
+from typing import Any
 
 from nltk.tokenize.destructive import NLTKWordTokenizer
 
 from posttrain.constraints.sentence_split import SEPARATORS_NLTK_DISAGREES_ON
 
-_TOKENIZER = NLTKWordTokenizer()
+_NLTK = NLTKWordTokenizer
+
+
+def _engine(pattern: Any) -> Any:
+    return getattr(pattern, "_rx", pattern)  # NLTK's pattern without its ReDoS timer (nltk.redos.TimedPattern)
+
+
+# For each pass of NLTK's tokenizer, literals one of which every match contains (keyed by NLTK's pattern source; a
+# pattern not listed always runs). A pass that cannot match is skipped: the text stays what that pass would leave.
+_NEEDS: dict[str, tuple[str, ...]] = {
+    "([«“‘„]|[`]+)": tuple("«“‘„`"),
+    '^\\"': ('"',),
+    "(``)": ("``",),
+    '([ \\(\\[{<])(\\"|\\\'{2})': ('"', "''"),
+    "(?i)(?<!\\w)(\\')(?!(?:re|ve|ll|m|t|s|d|n)\\b)(?=\\w)": ("'",),
+    '([^\\.])(\\.)([\\]\\)}>"\\\'»”’ ]*+)\\s*$': (".",),
+    "([:,])([^\\d])": (":", ","),
+    "([:,])$": (":", ","),
+    "\\.{2,}": ("..",),
+    "[;@#$%&]": tuple(";@#$%&"),
+    "[\\u2012-\\u2015]": tuple("\u2012\u2013\u2014\u2015"),
+    '([^\\.])(\\.)([\\]\\)}>"\\\']*)\\s*$': (".",),
+    "[?!]": ("?", "!"),
+    "([^'])' ": ("' ",),
+    "[*]": ("*",),
+    "[\\]\\[\\(\\)\\{\\}\\<\\>]": tuple("][(){}<>"),
+    "--": ("--",),
+    "([»”’])": tuple("»”’"),
+    "''": ("''",),
+    '"': ('"',),
+    "([^' ])('[sS]|'[mM]|'[dD]|') ": ("'",),
+    "([^' ])('ll|'LL|'re|'RE|'ve|'VE|n't|N'T) ": ("'",),
+}
+# The contractions match case-insensitively; in ASCII text that is a lowercase substring.
+_CONTRACTION_WORDS = {
+    "(?i)\\b(can)(?#X)(not)\\b": "cannot",
+    "(?i)\\b(d)(?#X)('ye)\\b": "d'ye",
+    "(?i)\\b(gim)(?#X)(me)\\b": "gimme",
+    "(?i)\\b(gon)(?#X)(na)\\b": "gonna",
+    "(?i)\\b(got)(?#X)(ta)\\b": "gotta",
+    "(?i)\\b(lem)(?#X)(me)\\b": "lemme",
+    "(?i)\\b(more)(?#X)('n)\\b": "more'n",
+    "(?i)\\b(wan)(?#X)(na)(?=\\s)": "wanna",
+    "(?i) ('t)(?#X)(is)\\b": "'tis",
+    "(?i) ('t)(?#X)(was)\\b": "'twas",
+}
+_BEFORE_PADDING = [
+    (_engine(pattern), replacement, _NEEDS.get(_engine(pattern).pattern))
+    for pattern, replacement in [*_NLTK.STARTING_QUOTES, *_NLTK.PUNCTUATION, _NLTK.PARENS_BRACKETS, _NLTK.DOUBLE_DASHES]
+]
+_AFTER_PADDING = [(_engine(p), r, _NEEDS.get(_engine(p).pattern)) for p, r in _NLTK.ENDING_QUOTES]
+_CONTRACTIONS = [
+    (_engine(p), _CONTRACTION_WORDS.get(_engine(p).pattern)) for p in [*_NLTK.CONTRACTIONS2, *_NLTK.CONTRACTIONS3]
+]
+
+
+def treebank_tokenize(text: str) -> list[str]:
+    """`NLTKWordTokenizer().tokenize(text)`: NLTK's passes in NLTK's order, skipping those that cannot match."""
+    for pattern, replacement, needs in _BEFORE_PADDING:
+        if needs is None or any(literal in text for literal in needs):
+            text = pattern.sub(replacement, text)
+    text = " " + text + " "
+    for pattern, replacement, needs in _AFTER_PADDING:
+        if needs is None or any(literal in text for literal in needs):
+            text = pattern.sub(replacement, text)
+    lowered = text.lower() if text.isascii() else None  # passes only insert spaces: no contraction appears later
+    for pattern, word in _CONTRACTIONS:
+        if word is None or lowered is None or word in lowered:
+            text = pattern.sub(r" \1 \2 ", text)
+    return text.split()
 
 # Whole chunks holding an ASCII capital or any non-ASCII character (the lookbehind keeps the scan linear).
 _CHUNK_MAYBE_UPPERCASE = re.compile("(?<!\\S)\\S*[A-Z\\x80-\\U0010ffff]\\S*")
@@ -120,14 +194,14 @@ def _tokenize_new(pieces: list[_Piece]) -> None:
     middle = [piece for piece in new if piece[0] and not piece[3]]
     if middle:
         text = f"{sentinel} " + f"{sentinel} ".join(before + chunk + after for before, chunk, after, _ in middle)
-        groups = _split_at(_TOKENIZER.tokenize(text + sentinel), sentinel)
+        groups = _split_at(treebank_tokenize(text + sentinel), sentinel)
         if len(groups) == len(middle):  # always, by construction; otherwise the pieces are tokenized one by one
             _PIECE_COUNTS.update(zip(middle, map(_count, groups), strict=True))
     for piece in new:
         if piece not in _PIECE_COUNTS:
             before, chunk, after, ends_sentence = piece
             text = (f"{sentinel} {before}" if before else "") + chunk + after + ("" if ends_sentence else sentinel)
-            _PIECE_COUNTS[piece] = _count(_TOKENIZER.tokenize(text))
+            _PIECE_COUNTS[piece] = _count(treebank_tokenize(text))
 
 
 def _sentinel(pieces: list[_Piece]) -> str:
@@ -150,4 +224,4 @@ def _split_at(tokens: list[str], sentinel: str) -> list[list[str]]:
 
 
 def _count(tokens: list[str]) -> int:
-    return sum(1 for token in tokens if token.isupper())
+    return sum(map(str.isupper, tokens))
