@@ -27,24 +27,24 @@ from nltk.tokenize.punkt import (
 )
 
 
-def _engine(pattern: Any) -> Any:
+def unwrapped(pattern: Any) -> Any:
     """The compiled pattern under NLTK's ReDoS timeout wrapper (`nltk.redos.TimedPattern`), when there is one: the
-    same engine and pattern without a timer per call (NLTK's patterns here are linear)."""
+    same engine and pattern without a timer per call (NLTK's patterns used here are linear)."""
     return getattr(pattern, "_rx", pattern)
 
 
 _LANGUAGE = PunktLanguageVars()
-_WORDS = _engine(_LANGUAGE._word_tokenizer_re())
-_CANDIDATE_ENDS = _engine(_LANGUAGE.period_context_re())
+_WORDS = unwrapped(_LANGUAGE._word_tokenizer_re())
+_CANDIDATE_ENDS = unwrapped(_LANGUAGE.period_context_re())
 # Control characters that Python's str and `re` call whitespace but NLTK's `regex` engine does not (checked over all
 # code points: the only difference in \s). Where a text has none, the stdlib engine finds the same candidate ends,
 # with less overhead per match.
 SEPARATORS_NLTK_DISAGREES_ON = re.compile("[\x1c-\x1f]")
 _CANDIDATE_ENDS_STDLIB = re.compile(_CANDIDATE_ENDS.pattern, re.VERBOSE)
-_REALIGNMENT = _engine(_LANGUAGE.re_boundary_realignment)
-_NUMERIC = _engine(PunktToken._RE_NUMERIC)
-_ELLIPSIS = _engine(PunktToken._RE_ELLIPSIS)
-_INITIAL = _engine(PunktToken._RE_INITIAL)
+_REALIGNMENT = unwrapped(_LANGUAGE.re_boundary_realignment)
+_NUMERIC = unwrapped(PunktToken._RE_NUMERIC)
+_ELLIPSIS = unwrapped(PunktToken._RE_ELLIPSIS)
+_INITIAL = unwrapped(PunktToken._RE_INITIAL)
 _SENT_END = frozenset(PunktLanguageVars.sent_end_chars)
 _PUNCTUATION = frozenset(";:,.!?")  # PunktSentenceTokenizer.PUNCTUATION
 # What a sentence must start with for `_REALIGNMENT` to move it onto the previous one.
@@ -138,10 +138,9 @@ class SentenceSplitter:
 
     def _second_pass(self, token: str, annotation: tuple[bool, bool, bool], following: str,
                      following_annotation: tuple[bool, bool, bool]) -> bool:  # fmt: skip
-        """Whether `token` ends a sentence, given the next token (its first-pass annotation only, as in NLTK)."""
+        """Whether `token`, which ends in a period, ends a sentence, given the next token (its first-pass annotation
+        only, as in NLTK)."""
         sentbreak, abbr, ellipsis = annotation
-        if not token.endswith("."):
-            return sentbreak
         kind = _without_period(_type(token))
         following_type = _type(following)
         if following_annotation[0]:

@@ -28,17 +28,12 @@ from __future__ import annotations
 import functools
 import re
 from collections.abc import Iterable
-from typing import Any
 
 from nltk.tokenize.destructive import NLTKWordTokenizer
 
-from posttrain.constraints.sentence_split import SEPARATORS_NLTK_DISAGREES_ON
+from posttrain.constraints.sentence_split import SEPARATORS_NLTK_DISAGREES_ON, unwrapped
 
 _NLTK = NLTKWordTokenizer
-
-
-def _engine(pattern: Any) -> Any:
-    return getattr(pattern, "_rx", pattern)  # NLTK's pattern without its ReDoS timer (nltk.redos.TimedPattern)
 
 
 # For each pass of NLTK's tokenizer, literals one of which every match contains (keyed by NLTK's pattern source; a
@@ -81,12 +76,12 @@ _CONTRACTION_WORDS = {
     "(?i) ('t)(?#X)(was)\\b": "'twas",
 }
 _BEFORE_PADDING = [
-    (_engine(pattern), replacement, _NEEDS.get(_engine(pattern).pattern))
+    (unwrapped(pattern), replacement, _NEEDS.get(unwrapped(pattern).pattern))
     for pattern, replacement in [*_NLTK.STARTING_QUOTES, *_NLTK.PUNCTUATION, _NLTK.PARENS_BRACKETS, _NLTK.DOUBLE_DASHES]
 ]
-_AFTER_PADDING = [(_engine(p), r, _NEEDS.get(_engine(p).pattern)) for p, r in _NLTK.ENDING_QUOTES]
+_AFTER_PADDING = [(unwrapped(p), r, _NEEDS.get(unwrapped(p).pattern)) for p, r in _NLTK.ENDING_QUOTES]
 _CONTRACTIONS = [
-    (_engine(p), _CONTRACTION_WORDS.get(_engine(p).pattern)) for p in [*_NLTK.CONTRACTIONS2, *_NLTK.CONTRACTIONS3]
+    (unwrapped(p), _CONTRACTION_WORDS.get(unwrapped(p).pattern)) for p in [*_NLTK.CONTRACTIONS2, *_NLTK.CONTRACTIONS3]
 ]
 
 
@@ -104,6 +99,7 @@ def treebank_tokenize(text: str) -> list[str]:
         if word is None or lowered is None or word in lowered:
             text = pattern.sub(r" \1 \2 ", text)
     return text.split()
+
 
 # Whole chunks holding an ASCII capital or any non-ASCII character (the lookbehind keeps the scan linear).
 _CHUNK_MAYBE_UPPERCASE = re.compile("(?<!\\S)\\S*[A-Z\\x80-\\U0010ffff]\\S*")
