@@ -75,7 +75,7 @@ class SentenceSplitter:
         for context, end, next_start in _candidate_contexts(text):
             decision = decisions.get(context)
             if decision is None:
-                if len(decisions) > 1 << 16:
+                if len(decisions) > 1 << 14:  # bounded like the other caches of text measures
                     decisions.clear()
                 decision = decisions[context] = self.contains_break(context)
             if decision:

@@ -119,7 +119,7 @@ _CLOSERS_TO_END = re.compile("[\\s\\]\\)}>\"'»”’]*\\Z")
 # final-period rule can reach the chunk, the rest of the sentence, whether it is the latter)
 _Piece = tuple[str, str, str, bool]
 _PIECE_COUNTS: dict[_Piece, int] = {}
-_MAX_REMEMBERED = 1 << 16
+_MAX_REMEMBERED = 1 << 14  # keys hold chunks, which can be long: bounded like the other caches
 
 
 def count_uppercase_tokens(sentences: Iterable[str]) -> int:
@@ -162,7 +162,7 @@ def clear() -> None:
     _PIECE_COUNTS.clear()
 
 
-@functools.lru_cache(maxsize=1 << 16)
+@functools.lru_cache(maxsize=1 << 14)
 def _count_from_shape(chunk: str) -> int | None:
     """The chunk's uppercase tokens when fact 1 decides them, else None."""
     if not chunk.isascii():
