@@ -210,7 +210,7 @@ ADVERSARIAL_100KB = {
     "non_ascii_capitals": "Ä" * 50_000 + " Ä-B" * 12_500,
 }
 # Dense in acronyms, abbreviations and "I'm": the most work for the sentence and word tokenizers per byte. Their
-# checks take 25-35 ms on a quiet machine (bench/tokenizer_speed.py), too close to 50 ms for a timed test on shared
+# checks take 21-30 ms on a quiet machine (bench/tokenizer_speed.py), too close to 50 ms for a timed test on shared
 # cores, so they are in the slow tier.
 PROSE_100KB = {
     "varied_prose": varied_prose(100_000, seed=0),
