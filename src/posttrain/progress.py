@@ -28,10 +28,6 @@ class GenerationProgress:
         rate = self._tokens / max(time.perf_counter() - self._start, 1e-9)
         self._progress.update(self._task, advance=prompts, rate=f"{rate:,.0f} tok/s")
 
-    @property
-    def tokens_per_second(self) -> float:
-        return self._tokens / max(time.perf_counter() - self._start, 1e-9)
-
 
 @contextmanager
 def generation_progress(description: str, total: int, done: int = 0) -> Iterator[GenerationProgress]:

@@ -154,14 +154,6 @@ def test_dpo_and_ipo_match_trl(loss_type):
 # ---------------------------------------------------------------------------------------------------- CGPO
 
 
-def sigmoid(x: float) -> float:
-    return 1 / (1 + math.exp(-x))
-
-
-def test_calibrated_reward_by_hand():
-    assert losses.calibrated_reward(t(1.0, 0.2), t(0.5, 0.2)).tolist() == pytest.approx([sigmoid(0.5), 0.5])
-
-
 def test_crpg_rewards_by_hand_and_kl_cap():
     # R_cr 0.8 with log-ratio 2, KL_max 8: (1 - 2/8) * 0.8 = 0.6; a violated response (R_cr 0) stays 0 at any ratio;
     # log-ratio at or beyond KL_max earns nothing; a negative log-ratio scales the reward up (1 + 4/8).

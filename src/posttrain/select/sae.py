@@ -22,8 +22,6 @@ streams: nothing holds the whole set of activations in memory. Checkpoints are w
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
@@ -35,6 +33,7 @@ import torch
 from torch import nn
 
 from posttrain.errors import InputError
+from posttrain.records import content_id
 
 
 @dataclass
@@ -163,8 +162,7 @@ class SAEReport:
 
 
 def config_hash(cfg: SAEConfig, d_in: int, data_key: str) -> str:
-    blob = json.dumps([asdict(cfg) | {"threads": None, "save_every": None}, d_in, data_key], sort_keys=True)
-    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+    return content_id(asdict(cfg) | {"threads": None, "save_every": None}, d_in, data_key)
 
 
 def _atomic_save(obj: Any, path: Path) -> None:

@@ -143,11 +143,6 @@ def sft_loss(token_logps: Tensor, response_mask: Tensor, normalizer: float | Non
 # ---------------------------------------------------------------------------------------------------- CGPO
 
 
-def calibrated_reward(rewards: Tensor, baseline_rewards: Tensor) -> Tensor:
-    """CGPO §4.1: R_calib(s, a) = σ(r(s, a) − r(s, ā)), about P(a ≻ ā | s); in [0, 1], comparable across prompts."""
-    return torch.sigmoid(rewards - baseline_rewards)
-
-
 def crpg_rewards(constrained_rewards: Tensor, logratios: Tensor, kl_max: float) -> Tensor:
     """CRPG's KL-regularised reward R̃_cr = max(1 − log(π_w(a|s)/π_ref(a|s)) / KL_max, 0) · R_cr.
 
