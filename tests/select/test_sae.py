@@ -81,6 +81,27 @@ def test_dead_latent_accounting(tmp_path) -> None:
     assert report.dead_fraction <= 1.0 and abs(report.dead_fraction - never) < 0.1
 
 
+def test_a_latent_in_the_top_k_at_zero_has_not_fired_in_evaluation() -> None:
+    # Every pre-activation is negative, so the top k are all ReLU'd to 0: nothing fired, every latent is dead.
+    torch.manual_seed(0)
+    sae = TopKSAE(8, 32, 4)
+    with torch.no_grad():
+        sae.b_enc.fill_(-100.0)
+    x = np.random.default_rng(0).normal(size=(64, 8)).astype(np.float32)
+    assert evaluate_sae(sae, x)["dead_fraction"] == 1.0
+
+
+def test_a_latent_in_the_top_k_at_zero_has_not_fired_in_training(tmp_path) -> None:
+    # One row of ones, repeated: after normalisation (s = 1, b_pre = that row) every pre-activation is exactly 0, the
+    # loss and every gradient are 0, and the SAE never changes. TopK still picks k latents, but none fires.
+    x = np.ones((256, 8), dtype=np.float32)
+    cfg = SAEConfig(n_latents=64, k=4, steps=4, batch_size=64, aux_coef=0.0, save_every=0, dead_tokens=64)
+    sae, report = train_sae(cfg, stream(x, 64), 8, tmp_path / "sae", progress=False)
+    assert float(sae.pre_acts(torch.from_numpy(x)).detach().abs().max()) == 0.0  # the premise: none ever above 0
+    assert report.dead_fraction == 1.0
+    assert report.history[-1]["dead_fraction"] == 1.0  # the in-training figure, before the last step, agrees
+
+
 def test_auxk_gives_gradient_to_dead_latents_only_through_the_aux_term() -> None:
     torch.manual_seed(0)
     sae = TopKSAE(8, 64, 2)

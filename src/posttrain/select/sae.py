@@ -9,7 +9,8 @@ autoencoders"; the SAE of Yang et al. 2025, arXiv 2502.14050, is this architectu
   always scaled the same way and losses are comparable across layers and models (Gao et al. §2.1).
 - Decoder columns are kept at unit norm and the gradient component parallel to each column is removed, so the
   encoder cannot shrink activations by growing decoder norms.
-- Dead latents: a latent that has not fired in the last `dead_tokens` training rows is dead. The AuxK loss asks
+- Dead latents: a latent fires on a row when its activation there is > 0 (being among the top k is not enough:
+  ReLU may still zero it); one that has not fired in the last `dead_tokens` training rows is dead. The AuxK loss asks
   the top `aux_k` dead latents to reconstruct the residual error, which gives them gradient and revives them
   (Gao et al. §A.2, α = 1/32). The reported dead fraction uses the same window.
 - Reported reconstruction error is the normalised MSE ||x̃ - x̂||² / ||x̃ - mean(x̃)||² (0 perfect, 1 = predicting
@@ -126,10 +127,19 @@ def normalized_mse(x: torch.Tensor, x_hat: torch.Tensor) -> float:
     return float((x - x_hat).pow(2).sum() / (x - x.mean(0)).pow(2).sum().clamp_min(1e-12))
 
 
+def fired_latents(values: torch.Tensor, indices: torch.Tensor, n_latents: int) -> torch.Tensor:
+    """Bool mask over latents: those with an activation > 0 on some row. A top-k latent whose ReLU is 0 reconstructs
+    nothing and gets no gradient, so counting it as fired would hide dead latents."""
+    fired = torch.zeros(n_latents, dtype=torch.bool)
+    fired[indices[values > 0]] = True
+    return fired
+
+
 def sae_loss(
     sae: TopKSAE, x: torch.Tensor, dead: torch.Tensor, aux_k: int, aux_coef: float
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-    """(loss, normalised input, reconstruction, active indices). `dead` is a bool mask over latents."""
+    """(loss, normalised input, reconstruction, latents fired in the batch). `dead` and the last are bool masks over
+    latents."""
     xn = x / sae.scale
     pre = (xn - sae.b_pre) @ sae.W_enc.T + sae.b_enc
     values, indices = pre.topk(sae.k, dim=-1)
@@ -146,7 +156,7 @@ def sae_loss(
         # Normalised by the error's own size, so the aux term stays on the scale of the main loss.
         aux = (error - e_hat).pow(2).sum(-1).mean() / error.pow(2).sum(-1).mean().clamp_min(1e-12)
         loss = loss + aux_coef * aux
-    return loss, xn, x_hat, indices
+    return loss, xn, x_hat, fired_latents(values.detach(), indices, sae.n_latents)
 
 
 # ---------------------------------------------------------------------------------------------------- training
@@ -240,15 +250,13 @@ def train_sae(
                 sae.normalize_decoder()
                 fitted = True
             dead = since_fired >= cfg.dead_tokens
-            loss, xn, x_hat, indices = sae_loss(sae, x, dead, aux_k, cfg.aux_coef)
+            loss, xn, x_hat, fired = sae_loss(sae, x, dead, aux_k, cfg.aux_coef)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             sae.remove_parallel_grad()
             opt.step()
             sched.step()
             sae.normalize_decoder()
-            fired = torch.zeros(cfg.n_latents, dtype=torch.bool)
-            fired[indices.flatten()] = True
             since_fired += x.shape[0]
             since_fired[fired] = 0
             step += 1
@@ -317,16 +325,16 @@ class _maybe_progress:
 
 @torch.no_grad()
 def evaluate_sae(sae: TopKSAE, x: np.ndarray, batch_size: int = 4096) -> dict[str, float]:
-    """Normalised MSE and the fraction of latents that never fired on `x`."""
+    """Normalised MSE and the fraction of latents that never fired (activation > 0) on `x`."""
     fired = torch.zeros(sae.n_latents, dtype=torch.bool)
     err, var = 0.0, 0.0
     xs = torch.from_numpy(np.asarray(x, dtype=np.float32))
     mean = (xs / sae.scale).mean(0)
     for start in range(0, xs.shape[0], batch_size):
         chunk = xs[start : start + batch_size]
-        x_hat, _, indices = sae(chunk)
+        x_hat, values, indices = sae(chunk)
         xn = chunk / sae.scale
         err += float((xn - x_hat).pow(2).sum())
         var += float((xn - mean).pow(2).sum())
-        fired[indices.flatten()] = True
+        fired |= fired_latents(values, indices, sae.n_latents)
     return {"nmse": err / max(var, 1e-12), "dead_fraction": float((~fired).float().mean())}
