@@ -1,4 +1,5 @@
-"""The training process setup: the heap policy that keeps freed activations from staying resident."""
+"""The training process setup: the heap policy that keeps freed activations from staying resident; step metrics
+summed by name."""
 
 from __future__ import annotations
 
@@ -7,6 +8,9 @@ import subprocess
 import sys
 
 import pytest
+import torch
+
+from posttrain.train.runtime import LoopConfig, StepSums, make_accelerator
 
 # A training step in miniature: activation-sized tensors (2.4 MB) freed at the end of each step, with small
 # long-lived tensors (metrics, accumulators) allocated between them, which pins the heap under glibc's default policy.
@@ -39,3 +43,12 @@ def _resident_growth_mb(mode: str) -> int:
 def test_fixed_mmap_threshold_returns_freed_activations_to_the_os():
     assert _resident_growth_mb("off") > 200  # the default policy keeps ~370 MB of freed activations resident
     assert _resident_growth_mb("on") < 30
+
+
+def test_step_sums_are_read_back_by_name_after_the_reduce():
+    sums = StepSums("loss", "pairs")
+    sums.add(loss=torch.tensor(1.5), pairs=2)
+    sums.add(loss=0.25, pairs=1)
+    assert sums.reduce(make_accelerator(LoopConfig())) == {"loss": 1.75, "pairs": 3.0}
+    with pytest.raises(KeyError, match="'lost' is not one of the step's sums: loss, pairs"):
+        sums.add(lost=1.0)

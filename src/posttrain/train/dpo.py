@@ -51,6 +51,7 @@ from posttrain.train.runtime import (
     MetricsLog,
     ModelConfig,
     Progress,
+    StepSums,
     Throughput,
     TrainResult,
     apply_lora,
@@ -319,8 +320,10 @@ def train_dpo(
             )
             first = (in_epoch * micro_per_step) + accel.process_index
             mine = [batches[first + a * accel.num_processes] for a in range(loop.grad_accum)]
-            sums = torch.zeros(9, dtype=torch.float64)  # loss, acc, margin, r_c, r_r, logratio_c, lp_c, lp_r, n
-            step_tokens = 0
+            sums = StepSums(
+                "loss", "accuracy", "margin", "reward_chosen", "reward_rejected", "logratio_chosen", "logps_chosen",
+                "logps_rejected", "pairs", "tokens",
+            )  # fmt: skip
             # Each pair's loss depends only on its own two sequences, so a micro-batch can go through the model a
             # few pairs at a time (`train.examples_per_forward`) with the exact same gradient and a fraction of
             # the activation memory. Only the last pass of a step all-reduces gradients under DDP.
@@ -341,20 +344,18 @@ def train_dpo(
                     )
                     accel.backward(per_pair.sum() / (len(idx) * loop.grad_accum))
                 reward_c, reward_r = losses.implicit_rewards(pol_c, pol_r, ref_c, ref_r, beta)
-                sums += torch.stack(
-                    [
-                        per_pair.detach().sum(),
-                        (reward_c > reward_r).double().sum(),
-                        (reward_c - reward_r).sum(),
-                        reward_c.sum(),
-                        reward_r.sum(),
-                        (pol_c - ref_c).detach().sum(),
-                        pol_c.detach().sum(),
-                        pol_r.detach().sum(),
-                        torch.tensor(float(n)),
-                    ]
-                ).double().cpu()
-                step_tokens += batch.n_tokens
+                sums.add(
+                    loss=per_pair.detach().sum(),
+                    accuracy=(reward_c > reward_r).double().sum(),
+                    margin=(reward_c - reward_r).sum(),
+                    reward_chosen=reward_c.sum(),
+                    reward_rejected=reward_r.sum(),
+                    logratio_chosen=(pol_c - ref_c).detach().sum(),
+                    logps_chosen=pol_c.detach().sum(),
+                    logps_rejected=pol_r.detach().sum(),
+                    pairs=n,
+                    tokens=batch.n_tokens,
+                )
             if loop.max_grad_norm is not None:
                 grad_norm = float(accel.clip_grad_norm_(policy.parameters(), loop.max_grad_norm))
             else:
@@ -365,25 +366,24 @@ def train_dpo(
             optimizer.zero_grad(set_to_none=True)
             step += 1
 
-            totals = accel.reduce(torch.cat([sums, torch.tensor([float(step_tokens)], dtype=torch.float64)]).to(
-                accel.device), reduction="sum").cpu()  # fmt: skip
-            n_pairs = float(totals[8])
-            tokens_seen += int(totals[9])
+            totals = sums.reduce(accel)
+            n_pairs = totals["pairs"]
+            tokens_seen += int(totals["tokens"])
             row = {
                 "step": step,
                 "epoch": epoch,
-                "loss": float(totals[0]) / n_pairs,
-                "rewards/accuracy": float(totals[1]) / n_pairs,
-                "rewards/margin": float(totals[2]) / n_pairs,
-                "rewards/chosen": float(totals[3]) / n_pairs,
-                "rewards/rejected": float(totals[4]) / n_pairs,
-                "logratio/chosen": float(totals[5]) / n_pairs,
-                "logps/chosen": float(totals[6]) / n_pairs,
-                "logps/rejected": float(totals[7]) / n_pairs,
+                "loss": totals["loss"] / n_pairs,
+                "rewards/accuracy": totals["accuracy"] / n_pairs,
+                "rewards/margin": totals["margin"] / n_pairs,
+                "rewards/chosen": totals["reward_chosen"] / n_pairs,
+                "rewards/rejected": totals["reward_rejected"] / n_pairs,
+                "logratio/chosen": totals["logratio_chosen"] / n_pairs,
+                "logps/chosen": totals["logps_chosen"] / n_pairs,
+                "logps/rejected": totals["logps_rejected"] / n_pairs,
                 "grad_norm": grad_norm,
                 "lr": lr,
                 "tokens": tokens_seen,
-                "tokens_per_s": speed.add(int(totals[9])),
+                "tokens_per_s": speed.add(int(totals["tokens"])),
             }
             log.write(row)
             bar.update(row)

@@ -51,6 +51,7 @@ from posttrain.train.runtime import (
     MetricsLog,
     ModelConfig,
     Progress,
+    StepSums,
     Throughput,
     TrainResult,
     apply_lora,
@@ -240,8 +241,7 @@ def train_reward(
             first = in_epoch * micro_per_step + accel.process_index
             mine = [batches[first + a * accel.num_processes] for a in range(loop.grad_accum)]
             passes = forward_passes(mine, per_forward)
-            sums = torch.zeros(5, dtype=torch.float64)  # loss, accuracy, margin, mean reward, pairs
-            step_tokens = 0
+            sums = StepSums("loss", "accuracy", "margin", "reward", "pairs", "tokens")
             for p, (idx, part) in enumerate(passes):
                 batch, where = group_batch(rows, part, pad, cfg.data)
                 sync = contextlib.nullcontext() if p == len(passes) - 1 else accel.no_sync(scorer)
@@ -261,16 +261,14 @@ def train_reward(
                 last = valid.sum(dim=1) - 1
                 rows_idx = torch.arange(len(part), device=rewards.device)
                 r_chosen, r_rejected = rewards[rows_idx, last - 1].detach(), rewards[rows_idx, last].detach()
-                sums += torch.stack(
-                    [
-                        per_pair.detach().sum().double().cpu(),
-                        (r_chosen > r_rejected).double().sum().cpu(),
-                        (r_chosen - r_rejected).double().sum().cpu(),
-                        ((r_chosen + r_rejected) / 2).double().sum().cpu(),
-                        torch.tensor(float(len(part)), dtype=torch.float64),
-                    ]
+                sums.add(
+                    loss=per_pair.detach().sum(),
+                    accuracy=(r_chosen > r_rejected).double().sum(),
+                    margin=(r_chosen - r_rejected).double().sum(),
+                    reward=((r_chosen + r_rejected) / 2).double().sum(),
+                    pairs=len(part),
+                    tokens=batch.n_tokens,
                 )
-                step_tokens += batch.n_tokens
             grad_norm = (
                 float(accel.clip_grad_norm_(scorer.parameters(), loop.max_grad_norm))
                 if loop.max_grad_norm is not None
@@ -282,23 +280,20 @@ def train_reward(
             optimizer.zero_grad(set_to_none=True)
             step += 1
 
-            totals = accel.reduce(
-                torch.cat([sums, torch.tensor([float(step_tokens)], dtype=torch.float64)]).to(accel.device),
-                reduction="sum",
-            ).cpu()
-            n_pairs = float(totals[4])
-            tokens_seen += int(totals[5])
+            totals = sums.reduce(accel)
+            n_pairs = totals["pairs"]
+            tokens_seen += int(totals["tokens"])
             row = {
                 "step": step,
                 "epoch": epoch,
-                "loss": float(totals[0]) / n_pairs,
-                "accuracy": float(totals[1]) / n_pairs,
-                "margin": float(totals[2]) / n_pairs,
-                "reward_mean": float(totals[3]) / n_pairs,
+                "loss": totals["loss"] / n_pairs,
+                "accuracy": totals["accuracy"] / n_pairs,
+                "margin": totals["margin"] / n_pairs,
+                "reward_mean": totals["reward"] / n_pairs,
                 "grad_norm": grad_norm,
                 "lr": lr,
                 "tokens": tokens_seen,
-                "tokens_per_s": speed.add(int(totals[5])),
+                "tokens_per_s": speed.add(int(totals["tokens"])),
             }
             log.write(row)
             bar.update(row)

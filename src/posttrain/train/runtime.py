@@ -319,6 +319,26 @@ class MetricsLog:
             self._handle.close()
 
 
+class StepSums:
+    """Named sums of one optimizer step on this process, added across processes in one float64 all-reduce and
+    read back by name, so a metric never depends on its position in a tensor."""
+
+    def __init__(self, *names: str):
+        self._sums = dict.fromkeys(names, 0.0)
+
+    def add(self, **values: float | torch.Tensor) -> None:
+        for name, value in values.items():
+            if name not in self._sums:
+                raise KeyError(f"'{name}' is not one of the step's sums: {', '.join(self._sums)}")
+            self._sums[name] += float(value)
+
+    def reduce(self, accel: Any) -> dict[str, float]:
+        """The sums over every process (a single collective, whatever the number of names)."""
+        local = torch.tensor(list(self._sums.values()), dtype=torch.float64).to(accel.device)
+        totals = accel.reduce(local, reduction="sum").cpu().tolist()
+        return dict(zip(self._sums, totals, strict=True))
+
+
 class Progress:
     """A Rich progress bar with the latest metrics (main process only)."""
 

@@ -44,6 +44,7 @@ from posttrain.train.runtime import (
     MetricsLog,
     ModelConfig,
     Progress,
+    StepSums,
     Throughput,
     TrainResult,
     apply_lora,
@@ -206,7 +207,7 @@ def train_sft(
             mine = [batches[first + a * accel.num_processes] for a in range(loop.grad_accum)]
             step_targets = sum(seqs[i].n_targets for idx in mine for i in idx)
             passes = forward_passes(mine, per_forward)
-            loss_sum, step_tokens = 0.0, 0
+            sums = StepSums("loss", "targets", "tokens")
             for p, (_, part) in enumerate(passes):
                 batch = collate([seqs[i] for i in part], pad, cfg.data.packing)
                 sync = contextlib.nullcontext() if p == len(passes) - 1 else accel.no_sync(policy)
@@ -216,8 +217,8 @@ def train_sft(
                     # Divided by the whole step's token count: every response token of the step weighs the same.
                     loss = losses.sft_loss(token_logps, torch.ones_like(token_logps), normalizer=step_targets)
                     accel.backward(loss)
-                loss_sum += float(loss.detach()) * step_targets
-                step_tokens += batch.n_tokens
+                sums.add(loss=float(loss.detach()) * step_targets, tokens=batch.n_tokens)
+            sums.add(targets=step_targets)
             grad_norm = (
                 float(accel.clip_grad_norm_(policy.parameters(), loop.max_grad_norm))
                 if loop.max_grad_norm is not None
@@ -229,20 +230,17 @@ def train_sft(
             optimizer.zero_grad(set_to_none=True)
             step += 1
 
-            totals = accel.reduce(
-                torch.tensor([loss_sum, float(step_targets), float(step_tokens)], dtype=torch.float64).to(accel.device),
-                reduction="sum",
-            ).cpu()  # fmt: skip
-            tokens_seen += int(totals[2])
+            totals = sums.reduce(accel)
+            tokens_seen += int(totals["tokens"])
             row = {
                 "step": step,
                 "epoch": epoch,
-                "loss": float(totals[0] / totals[1]),
-                "target_tokens": int(totals[1]),
+                "loss": totals["loss"] / totals["targets"],
+                "target_tokens": int(totals["targets"]),
                 "grad_norm": grad_norm,
                 "lr": lr,
                 "tokens": tokens_seen,
-                "tokens_per_s": speed.add(int(totals[2])),
+                "tokens_per_s": speed.add(int(totals["tokens"])),
             }
             log.write(row)
             bar.update(row)
