@@ -210,8 +210,7 @@ ADVERSARIAL_100KB = {
     "non_ascii_capitals": "Ä" * 50_000 + " Ä-B" * 12_500,
 }
 # Dense in acronyms, abbreviations and "I'm": the most work for the sentence and word tokenizers per byte. Their
-# checks take 21-30 ms on a quiet machine (bench/tokenizer_speed.py), too close to 50 ms for a timed test on shared
-# cores, so they are in the slow tier.
+# checks take 21-30 ms on a quiet machine (bench/tokenizer_speed.py).
 PROSE_100KB = {
     "varied_prose": varied_prose(100_000, seed=0),
     "all_caps_prose": varied_prose(100_000, seed=1).upper(),
@@ -245,6 +244,15 @@ def _assert_every_check_under_50ms(text: str) -> None:
     assert slowest[1] < 0.05, f"{slowest[0]} took {slowest[1] * 1000:.0f} ms"
 
 
+# Wall-clock thresholds fail at random on shared cores, so every timed test below is in the slow tier. The fast tier
+# keeps the untimed half: each checker gives a verdict on each adversarial input, so a regression to catastrophic
+# backtracking still shows there, as a run that does not end.
+@pytest.mark.parametrize("kind", sorted(ADVERSARIAL_100KB))
+def test_every_checker_gives_a_verdict_on_a_100kb_adversarial_response(kind: str) -> None:
+    _no_crash(ADVERSARIAL_100KB[kind])
+
+
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", sorted(ADVERSARIAL_100KB))
 def test_100kb_response_checked_under_50ms_per_constraint(kind: str) -> None:
     _assert_every_check_under_50ms(ADVERSARIAL_100KB[kind])
@@ -256,6 +264,7 @@ def test_100kb_of_dense_prose_checked_under_50ms_per_constraint(kind: str) -> No
     _assert_every_check_under_50ms(PROSE_100KB[kind])
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", sorted(SLOW_BUT_LINEAR))
 @pytest.mark.parametrize("cid", sorted(TOKENIZING))
 def test_tokenizing_checks_scale_linearly(cid: str, kind: str) -> None:

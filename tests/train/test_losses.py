@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from posttrain.train import losses
+from tests.assets import import_or_missing
 
 
 def t(*values: float) -> torch.Tensor:
@@ -92,7 +93,7 @@ def trl_loss(loss_type: str, per_token_logps: torch.Tensor, mask: torch.Tensor, 
     from collections import defaultdict
     from types import SimpleNamespace
 
-    pytest.importorskip("trl")
+    import_or_missing("trl", "pip install --no-deps trl")  # the parity reference: fails under CI=true if absent
     from accelerate import Accelerator
     from trl import DPOTrainer
 
