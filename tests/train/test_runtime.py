@@ -6,11 +6,13 @@ from __future__ import annotations
 import platform
 import subprocess
 import sys
+from types import SimpleNamespace
 
 import pytest
 import torch
 
-from posttrain.train.runtime import LoopConfig, StepSums, make_accelerator
+from posttrain.errors import InputError
+from posttrain.train.runtime import LoopConfig, StepSums, make_accelerator, plan_steps
 
 # A training step in miniature: activation-sized tensors (2.4 MB) freed at the end of each step, with small
 # long-lived tensors (metrics, accumulators) allocated between them, which pins the heap under glibc's default policy.
@@ -52,3 +54,17 @@ def test_step_sums_are_read_back_by_name_after_the_reduce():
     assert sums.reduce(make_accelerator(LoopConfig())) == {"loss": 1.75, "pairs": 3.0}
     with pytest.raises(KeyError, match="'lost' is not one of the step's sums: loss, pairs"):
         sums.add(lost=1.0)
+
+
+def test_each_process_takes_every_other_micro_batch_of_a_step():
+    second_of_two = SimpleNamespace(num_processes=2, process_index=1)
+    plan = plan_steps(20, LoopConfig(batch_size=2, grad_accum=2, epochs=5, max_steps=7), second_of_two, "examples")
+    assert (plan.steps_per_epoch, plan.total_steps) == (2, 7)  # 10 micro-batches, 4 per step; capped at max_steps
+    batches = [[i] for i in range(10)]
+    assert plan.epoch(3) == 1 and plan.micro_batches(batches, 3) == [[5], [7]]  # step 1 of epoch 1: batches 4-7
+
+
+def test_too_few_examples_for_one_step_is_an_input_error():
+    one_process = SimpleNamespace(num_processes=1, process_index=0)
+    with pytest.raises(InputError, match="2 pairs do not fill one optimizer step of 2 micro-batches of 2"):
+        plan_steps(2, LoopConfig(batch_size=2, grad_accum=2), one_process, "pairs")

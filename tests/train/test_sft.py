@@ -58,3 +58,10 @@ def test_empty_completion_is_an_error_with_location(tiny_model_dir, tmp_path):
     with pytest.raises(InputError, match=r"sft.jsonl:5: the response is empty"):
         train_sft(config(tiny_model_dir, tmp_path / "run"), examples, Source("sft.jsonl", [2, 5]))
     assert not (tmp_path / "run").exists()
+
+
+def test_too_few_examples_for_one_step_stop_before_anything_is_written(tiny_model_dir, tmp_path):
+    examples = [SFTExample(prompt="Hi", completion="hello")]
+    with pytest.raises(InputError, match="1 examples do not fill one optimizer step"):
+        train_sft(config(tiny_model_dir, tmp_path / "run", "train.grad_accum=2"), examples)
+    assert not (tmp_path / "run").exists()

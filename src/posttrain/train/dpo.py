@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -45,6 +44,7 @@ from posttrain.train.data import (
 )
 from posttrain.train.logprobs import TokenLogps, check_supported, sequence_logps, token_logps
 from posttrain.train.runtime import (
+    Checkpoints,
     DataConfig,
     LoopConfig,
     LoRAConfig,
@@ -56,17 +56,14 @@ from posttrain.train.runtime import (
     TrainResult,
     apply_lora,
     check_loop,
-    check_run_matches,
-    configure_process,
-    latest_checkpoint,
-    load_checkpoint,
+    claim_output_dir,
     load_tokenizer_and_check,
-    make_accelerator,
     make_optimizer,
+    plan_steps,
     prepare_for_training,
     run_fingerprint,
-    save_checkpoint,
-    save_final,
+    save_on_main,
+    start_process,
     torch_dtype,
     trajectory_settings,
 )
@@ -255,9 +252,7 @@ def train_dpo(
     check_config(cfg)
     source = source or Source()
     loop = cfg.train
-    configure_process(loop)
-    torch.manual_seed(loop.seed)
-    accel = make_accelerator(loop)
+    accel = start_process(loop)
 
     # Everything that can be wrong with the input is checked before anything is written.
     if model is None:
@@ -266,17 +261,13 @@ def train_dpo(
     check_supported(model)
     kept, chosen, rejected = tokenize_pairs(pairs, tokenizer, cfg.data, source)
     pad = pad_token_id(tokenizer)
+    plan = plan_steps(len(kept), loop, accel, "pairs")
 
-    out = Path(loop.output_dir)
     fingerprint = run_fingerprint(
         [pairs[i].id for i in kept], cfg.model.name, cfg.data.__dict__, cfg.loss.__dict__, cfg.lora.__dict__,
         trajectory_settings(loop),
     )  # fmt: skip
-    if loop.resume:
-        check_run_matches(out, fingerprint)
-    out.mkdir(parents=True, exist_ok=True)
-    if accel.is_main_process:
-        (out / "run.json").write_text(json.dumps({"fingerprint": fingerprint, "recipe": "dpo"}), encoding="utf-8")
+    out = claim_output_dir(loop, fingerprint, "dpo", accel)
 
     speed = Throughput()  # the reference pass counts in the run's time, as in the benchmark
     ref_chosen_all, ref_rejected_all = cached_reference(model, chosen, rejected, cfg, pad, out, accel)
@@ -284,42 +275,24 @@ def train_dpo(
     model = apply_lora(model, cfg.lora)
     prepare_for_training(model, loop)
     lengths = [len(c.ids) + len(r.ids) for c, r in zip(chosen, rejected, strict=True)]
-    micro_per_step = loop.grad_accum * accel.num_processes
-    steps_per_epoch = len(range(0, len(kept), loop.batch_size)) // micro_per_step
-    if steps_per_epoch == 0:
-        raise InputError(
-            f"{len(kept)} pairs do not fill one optimizer step of {micro_per_step} micro-batches of "
-            f"{loop.batch_size}; lower train.batch_size or train.grad_accum"
-        )
-    total_steps = steps_per_epoch * loop.epochs
-    if loop.max_steps is not None:
-        total_steps = min(total_steps, loop.max_steps)
-    optimizer, scheduler = make_optimizer(model, loop, total_steps)
-    policy = TokenLogps(model, loop.logprob_chunk)
-    policy, optimizer = accel.prepare(policy, optimizer)
-
-    step = 0
-    resume_from = latest_checkpoint(out) if loop.resume else None
-    tokens_before = 0
-    if resume_from is not None:
-        state = load_checkpoint(resume_from, accel.unwrap_model(policy).lm, optimizer, scheduler)
-        step, tokens_before = int(state["step"]), int(state.get("tokens", 0))
+    optimizer, scheduler = make_optimizer(model, loop, plan.total_steps)
+    policy, optimizer = accel.prepare(TokenLogps(model, loop.logprob_chunk), optimizer)
+    lm = accel.unwrap_model(policy).lm
+    checkpoints = Checkpoints(out, loop, accel, lm, optimizer, scheduler, plan.total_steps)
+    step, tokens_seen = checkpoints.resume()
     log = MetricsLog(out / "metrics.jsonl", step, enabled=accel.is_main_process)
     bar = Progress(
-        total_steps, step, ["loss", "rewards/accuracy", "rewards/margin", "tokens_per_s"],
+        plan.total_steps, step, ["loss", "rewards/accuracy", "rewards/margin", "tokens_per_s"],
         enabled=loop.progress and accel.is_main_process, title="dpo",
     )  # fmt: skip
-    tokens_seen = tokens_before
     beta = cfg.loss.beta
-    per_forward = loop.examples_per_forward
     try:
-        while step < total_steps:
-            epoch, in_epoch = divmod(step, steps_per_epoch)
+        while step < plan.total_steps:
+            epoch = plan.epoch(step)
             batches = plan_batches(
                 lengths, loop.batch_size, loop.seed, epoch, cfg.data.shuffle, cfg.data.bucket_by_length
             )
-            first = (in_epoch * micro_per_step) + accel.process_index
-            mine = [batches[first + a * accel.num_processes] for a in range(loop.grad_accum)]
+            mine = plan.micro_batches(batches, step)
             sums = StepSums(
                 "loss", "accuracy", "margin", "reward_chosen", "reward_rejected", "logratio_chosen", "logps_chosen",
                 "logps_rejected", "pairs", "tokens",
@@ -327,7 +300,7 @@ def train_dpo(
             # Each pair's loss depends only on its own two sequences, so a micro-batch can go through the model a
             # few pairs at a time (`train.examples_per_forward`) with the exact same gradient and a fraction of
             # the activation memory. Only the last pass of a step all-reduces gradients under DDP.
-            passes = forward_passes(mine, per_forward)
+            passes = forward_passes(mine, loop.examples_per_forward)
             for p, (idx, part) in enumerate(passes):
                 batch = pair_batch(chosen, rejected, part, pad, cfg.data.packing, cfg.data.share_prompt)
                 n = len(part)
@@ -387,26 +360,14 @@ def train_dpo(
             }
             log.write(row)
             bar.update(row)
-            if loop.save_every and step % loop.save_every == 0 and step < total_steps:
-                accel.wait_for_everyone()
-                if accel.is_main_process:
-                    save_checkpoint(
-                        out, step, accel.unwrap_model(policy).lm, optimizer, scheduler,
-                        {"epoch": epoch, "tokens": tokens_seen}, loop.keep_checkpoints,
-                    )  # fmt: skip
+            checkpoints.save_if_due(step, epoch, tokens_seen)
     finally:
         bar.close()
         log.close()
     train_seconds = speed.elapsed()
-    accel.wait_for_everyone()
-    lm = accel.unwrap_model(policy).lm
-    model_dir = out / "model"
-    if accel.is_main_process:
-        model_dir = save_final(lm, tokenizer, out, cfg.lora)
-    accel.wait_for_everyone()
     return TrainResult(
         output_dir=out,
-        model_dir=model_dir,
+        model_dir=save_on_main(accel, lm, tokenizer, out, cfg.lora),
         metrics_path=out / "metrics.jsonl",
         metrics=log.rows,
         steps=step,

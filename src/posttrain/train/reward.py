@@ -19,9 +19,7 @@ the response's own unpacked sequence (tested) while the prompt is encoded once i
 from __future__ import annotations
 
 import contextlib
-import json
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -45,6 +43,7 @@ from posttrain.train.data import (
 )
 from posttrain.train.logprobs import unwrap
 from posttrain.train.runtime import (
+    Checkpoints,
     DataConfig,
     LoopConfig,
     LoRAConfig,
@@ -56,17 +55,14 @@ from posttrain.train.runtime import (
     TrainResult,
     apply_lora,
     check_loop,
-    check_run_matches,
-    configure_process,
-    latest_checkpoint,
-    load_checkpoint,
+    claim_output_dir,
     load_tokenizer_and_check,
-    make_accelerator,
     make_optimizer,
+    plan_steps,
     prepare_for_training,
     run_fingerprint,
-    save_checkpoint,
-    save_final,
+    save_on_main,
+    start_process,
     torch_dtype,
     trajectory_settings,
 )
@@ -179,9 +175,7 @@ def train_reward(
     check_policy(cfg.data.long_prompt)
     source = source or Source()
     loop = cfg.train
-    configure_process(loop)
-    torch.manual_seed(loop.seed)  # the reward head starts random: make it reproducible
-    accel = make_accelerator(loop)
+    accel = start_process(loop)
 
     if model is None:
         model, tokenizer = load_reward_model(cfg.model.name, torch_dtype(cfg.model.dtype))
@@ -192,55 +186,36 @@ def train_reward(
     margins = torch.tensor([float((pairs[i].model_extra or {}).get("margin", 0.0)) for i in kept])
     pad = pad_token_id(tokenizer)
     model.config.pad_token_id = pad
+    plan = plan_steps(len(rows), loop, accel, "pairs")
 
-    out = Path(loop.output_dir)
     fingerprint = run_fingerprint(
         [pairs[i].id for i in kept], cfg.model.name, cfg.data.__dict__, cfg.loss.__dict__, cfg.lora.__dict__,
         trajectory_settings(loop),
     )  # fmt: skip
-    if loop.resume:
-        check_run_matches(out, fingerprint)
-    out.mkdir(parents=True, exist_ok=True)
-    if accel.is_main_process:
-        (out / "run.json").write_text(json.dumps({"fingerprint": fingerprint, "recipe": "rm"}), encoding="utf-8")
+    out = claim_output_dir(loop, fingerprint, "rm", accel)
 
     model = apply_lora(model, cfg.lora, task_type="SEQ_CLS")
     prepare_for_training(model, loop)
     lengths = [sum(len(s.ids) for s in r) for r in rows]
-    micro_per_step = loop.grad_accum * accel.num_processes
-    steps_per_epoch = len(range(0, len(rows), loop.batch_size)) // micro_per_step
-    if steps_per_epoch == 0:
-        raise InputError(
-            f"{len(rows)} pairs do not fill one optimizer step of {micro_per_step} micro-batches of "
-            f"{loop.batch_size}; lower train.batch_size or train.grad_accum"
-        )
-    total_steps = steps_per_epoch * loop.epochs
-    if loop.max_steps is not None:
-        total_steps = min(total_steps, loop.max_steps)
-    optimizer, scheduler = make_optimizer(model, loop, total_steps)
+    optimizer, scheduler = make_optimizer(model, loop, plan.total_steps)
     scorer, optimizer = accel.prepare(RewardScores(model), optimizer)
-
-    step, tokens_seen = 0, 0
-    resume_from = latest_checkpoint(out) if loop.resume else None
-    if resume_from is not None:
-        state = load_checkpoint(resume_from, accel.unwrap_model(scorer).model, optimizer, scheduler)
-        step, tokens_seen = int(state["step"]), int(state.get("tokens", 0))
+    trained = accel.unwrap_model(scorer).model
+    checkpoints = Checkpoints(out, loop, accel, trained, optimizer, scheduler, plan.total_steps)
+    step, tokens_seen = checkpoints.resume()
     log = MetricsLog(out / "metrics.jsonl", step, enabled=accel.is_main_process)
     bar = Progress(
-        total_steps, step, ["loss", "accuracy", "margin", "tokens_per_s"],
+        plan.total_steps, step, ["loss", "accuracy", "margin", "tokens_per_s"],
         enabled=loop.progress and accel.is_main_process, title="rm",
     )  # fmt: skip
     speed = Throughput()
-    per_forward = loop.examples_per_forward
     try:
-        while step < total_steps:
-            epoch, in_epoch = divmod(step, steps_per_epoch)
+        while step < plan.total_steps:
+            epoch = plan.epoch(step)
             batches = plan_batches(
                 lengths, loop.batch_size, loop.seed, epoch, cfg.data.shuffle, cfg.data.bucket_by_length
             )
-            first = in_epoch * micro_per_step + accel.process_index
-            mine = [batches[first + a * accel.num_processes] for a in range(loop.grad_accum)]
-            passes = forward_passes(mine, per_forward)
+            mine = plan.micro_batches(batches, step)
+            passes = forward_passes(mine, loop.examples_per_forward)
             sums = StepSums("loss", "accuracy", "margin", "reward", "pairs", "tokens")
             for p, (idx, part) in enumerate(passes):
                 batch, where = group_batch(rows, part, pad, cfg.data)
@@ -297,26 +272,14 @@ def train_reward(
             }
             log.write(row)
             bar.update(row)
-            if loop.save_every and step % loop.save_every == 0 and step < total_steps:
-                accel.wait_for_everyone()
-                if accel.is_main_process:
-                    save_checkpoint(
-                        out, step, accel.unwrap_model(scorer).model, optimizer, scheduler,
-                        {"epoch": epoch, "tokens": tokens_seen}, loop.keep_checkpoints,
-                    )  # fmt: skip
+            checkpoints.save_if_due(step, epoch, tokens_seen)
     finally:
         bar.close()
         log.close()
     train_seconds = speed.elapsed()
-    accel.wait_for_everyone()
-    trained = accel.unwrap_model(scorer).model
-    model_dir = out / "model"
-    if accel.is_main_process:
-        model_dir = save_final(trained, tokenizer, out, cfg.lora)
-    accel.wait_for_everyone()
     return TrainResult(
         output_dir=out,
-        model_dir=model_dir,
+        model_dir=save_on_main(accel, trained, tokenizer, out, cfg.lora),
         metrics_path=out / "metrics.jsonl",
         metrics=log.rows,
         steps=step,

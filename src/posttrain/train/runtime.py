@@ -1,7 +1,9 @@
 """What every recipe needs around its loop: configs, model + LoRA setup, optimizer and schedule, resumable
 checkpoints, JSONL metrics, the progress bar, and the final HF-format save.
 
-The loops themselves stay in `sft.py`, `reward.py` and `dpo.py`, one readable file per method.
+The offline recipes (`sft.py`, `reward.py`, `dpo.py`) share their set-up, resume and final save through the small
+helpers of "a recipe's run" below (`start_process`, `plan_steps`, `claim_output_dir`, `Checkpoints`,
+`save_on_main`); each loop body stays in its recipe, one readable file per method.
 """
 
 from __future__ import annotations
@@ -286,6 +288,103 @@ def check_run_matches(out: Path, fingerprint: str) -> None:
                 "use a new train.output_dir or set train.resume=false",
                 marker,
             )
+
+
+# ---------------------------------------------------------------------------------------------------- a recipe's run
+# The blocks every offline recipe (sft, reward, dpo) runs around its loop, in the order it runs them.
+
+
+def start_process(loop: LoopConfig) -> Any:
+    """Threads and heap policy, the seed (a reward head starts random), and accelerate's Accelerator."""
+    configure_process(loop)
+    torch.manual_seed(loop.seed)
+    return make_accelerator(loop)
+
+
+@dataclass(frozen=True)
+class StepPlan:
+    """Micro-batches to optimizer steps: each process takes every num_processes-th micro-batch, grad_accum of them
+    per step; those that do not fill a whole step at the end of an epoch are dropped."""
+
+    steps_per_epoch: int
+    total_steps: int
+    grad_accum: int
+    num_processes: int
+    process_index: int
+
+    def epoch(self, step: int) -> int:
+        return step // self.steps_per_epoch
+
+    def micro_batches(self, batches: list[list[int]], step: int) -> list[list[int]]:
+        """This process's micro-batches of optimizer step `step`, from the epoch's `batches`."""
+        first = (step % self.steps_per_epoch) * self.grad_accum * self.num_processes + self.process_index
+        return [batches[first + a * self.num_processes] for a in range(self.grad_accum)]
+
+
+def plan_steps(n_examples: int, loop: LoopConfig, accel: Any, unit: str) -> StepPlan:
+    micro_per_step = loop.grad_accum * accel.num_processes
+    steps_per_epoch = len(range(0, n_examples, loop.batch_size)) // micro_per_step
+    if steps_per_epoch == 0:
+        raise InputError(
+            f"{n_examples} {unit} do not fill one optimizer step of {micro_per_step} micro-batches of "
+            f"{loop.batch_size}; lower train.batch_size or train.grad_accum"
+        )
+    total_steps = steps_per_epoch * loop.epochs
+    if loop.max_steps is not None:
+        total_steps = min(total_steps, loop.max_steps)
+    return StepPlan(steps_per_epoch, total_steps, loop.grad_accum, accel.num_processes, accel.process_index)
+
+
+def claim_output_dir(loop: LoopConfig, fingerprint: str, recipe: str, accel: Any) -> Path:
+    """`train.output_dir`, marked as this run's; refused when it holds checkpoints of another run to resume."""
+    out = Path(loop.output_dir)
+    if loop.resume:
+        check_run_matches(out, fingerprint)
+    out.mkdir(parents=True, exist_ok=True)
+    if accel.is_main_process:
+        (out / "run.json").write_text(json.dumps({"fingerprint": fingerprint, "recipe": recipe}), encoding="utf-8")
+    return out
+
+
+@dataclass
+class Checkpoints:
+    """A run's resumable checkpoints: `model` is the unwrapped model whose trainable weights are saved."""
+
+    out: Path
+    loop: LoopConfig
+    accel: Any
+    model: Any
+    optimizer: Any
+    scheduler: Any
+    total_steps: int
+
+    def resume(self) -> tuple[int, int]:
+        """(steps, tokens) done by the latest checkpoint, whose state is loaded; (0, 0) for a fresh start."""
+        latest = latest_checkpoint(self.out) if self.loop.resume else None
+        if latest is None:
+            return 0, 0
+        state = load_checkpoint(latest, self.model, self.optimizer, self.scheduler)
+        return int(state["step"]), int(state.get("tokens", 0))
+
+    def save_if_due(self, step: int, epoch: int, tokens: int) -> None:
+        """Every `train.save_every` steps, except after the last one (the final model is saved instead)."""
+        if not self.loop.save_every or step % self.loop.save_every or step >= self.total_steps:
+            return
+        self.accel.wait_for_everyone()
+        if self.accel.is_main_process:
+            position = {"epoch": epoch, "tokens": tokens}
+            save_checkpoint(
+                self.out, step, self.model, self.optimizer, self.scheduler, position, self.loop.keep_checkpoints
+            )
+
+
+def save_on_main(accel: Any, model: Any, tokenizer: Any, out: Path, lora: LoRAConfig) -> Path:
+    """Once every process has finished its last step, the main process saves the final model (`save_final`)."""
+    accel.wait_for_everyone()
+    if accel.is_main_process:
+        save_final(model, tokenizer, out, lora)
+    accel.wait_for_everyone()
+    return out / "model"
 
 
 # ---------------------------------------------------------------------------------------------------- metrics

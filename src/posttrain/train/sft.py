@@ -14,9 +14,7 @@ torchtune's convention); under DDP each process normalises by its own token coun
 from __future__ import annotations
 
 import contextlib
-import json
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, ClassVar
 
 import torch
@@ -38,6 +36,7 @@ from posttrain.train.data import (
 )
 from posttrain.train.logprobs import TokenLogps, check_supported
 from posttrain.train.runtime import (
+    Checkpoints,
     DataConfig,
     LoopConfig,
     LoRAConfig,
@@ -49,17 +48,14 @@ from posttrain.train.runtime import (
     TrainResult,
     apply_lora,
     check_loop,
-    check_run_matches,
-    configure_process,
-    latest_checkpoint,
-    load_checkpoint,
+    claim_output_dir,
     load_tokenizer_and_check,
-    make_accelerator,
     make_optimizer,
+    plan_steps,
     prepare_for_training,
     run_fingerprint,
-    save_checkpoint,
-    save_final,
+    save_on_main,
+    start_process,
     torch_dtype,
     trajectory_settings,
 )
@@ -147,9 +143,7 @@ def train_sft(
     check_policy(cfg.data.long_prompt)
     source = source or Source()
     loop = cfg.train
-    configure_process(loop)
-    torch.manual_seed(loop.seed)
-    accel = make_accelerator(loop)
+    accel = start_process(loop)
 
     if model is None:
         model, tokenizer = load_model_and_tokenizer(cfg.model.name, dtype=torch_dtype(cfg.model.dtype))
@@ -157,56 +151,37 @@ def train_sft(
     check_supported(model)
     kept, seqs = tokenize_examples(examples, tokenizer, cfg.data, source)
     pad = pad_token_id(tokenizer)
+    plan = plan_steps(len(seqs), loop, accel, "examples")
 
-    out = Path(loop.output_dir)
     fingerprint = run_fingerprint(
         [examples[i].id for i in kept], cfg.model.name, cfg.data.__dict__, cfg.lora.__dict__,
         trajectory_settings(loop),
     )  # fmt: skip
-    if loop.resume:
-        check_run_matches(out, fingerprint)
-    out.mkdir(parents=True, exist_ok=True)
-    if accel.is_main_process:
-        (out / "run.json").write_text(json.dumps({"fingerprint": fingerprint, "recipe": "sft"}), encoding="utf-8")
+    out = claim_output_dir(loop, fingerprint, "sft", accel)
 
     model = apply_lora(model, cfg.lora)
     prepare_for_training(model, loop)
     lengths = [len(s.ids) for s in seqs]
-    micro_per_step = loop.grad_accum * accel.num_processes
-    steps_per_epoch = len(range(0, len(seqs), loop.batch_size)) // micro_per_step
-    if steps_per_epoch == 0:
-        raise InputError(
-            f"{len(seqs)} examples do not fill one optimizer step of {micro_per_step} micro-batches of "
-            f"{loop.batch_size}; lower train.batch_size or train.grad_accum"
-        )
-    total_steps = steps_per_epoch * loop.epochs
-    if loop.max_steps is not None:
-        total_steps = min(total_steps, loop.max_steps)
-    optimizer, scheduler = make_optimizer(model, loop, total_steps)
-    policy = TokenLogps(model, loop.logprob_chunk)
-    policy, optimizer = accel.prepare(policy, optimizer)
-
-    step, tokens_seen = 0, 0
-    resume_from = latest_checkpoint(out) if loop.resume else None
-    if resume_from is not None:
-        state = load_checkpoint(resume_from, accel.unwrap_model(policy).lm, optimizer, scheduler)
-        step, tokens_seen = int(state["step"]), int(state.get("tokens", 0))
+    optimizer, scheduler = make_optimizer(model, loop, plan.total_steps)
+    policy, optimizer = accel.prepare(TokenLogps(model, loop.logprob_chunk), optimizer)
+    lm = accel.unwrap_model(policy).lm
+    checkpoints = Checkpoints(out, loop, accel, lm, optimizer, scheduler, plan.total_steps)
+    step, tokens_seen = checkpoints.resume()
     log = MetricsLog(out / "metrics.jsonl", step, enabled=accel.is_main_process)
     bar = Progress(
-        total_steps, step, ["loss", "tokens_per_s"], enabled=loop.progress and accel.is_main_process, title="sft"
-    )
+        plan.total_steps, step, ["loss", "tokens_per_s"], enabled=loop.progress and accel.is_main_process,
+        title="sft",
+    )  # fmt: skip
     speed = Throughput()
-    per_forward = loop.examples_per_forward
     try:
-        while step < total_steps:
-            epoch, in_epoch = divmod(step, steps_per_epoch)
+        while step < plan.total_steps:
+            epoch = plan.epoch(step)
             batches = plan_batches(
                 lengths, loop.batch_size, loop.seed, epoch, cfg.data.shuffle, cfg.data.bucket_by_length
             )
-            first = in_epoch * micro_per_step + accel.process_index
-            mine = [batches[first + a * accel.num_processes] for a in range(loop.grad_accum)]
+            mine = plan.micro_batches(batches, step)
             step_targets = sum(seqs[i].n_targets for idx in mine for i in idx)
-            passes = forward_passes(mine, per_forward)
+            passes = forward_passes(mine, loop.examples_per_forward)
             sums = StepSums("loss", "targets", "tokens")
             for p, (_, part) in enumerate(passes):
                 batch = collate([seqs[i] for i in part], pad, cfg.data.packing)
@@ -244,26 +219,14 @@ def train_sft(
             }
             log.write(row)
             bar.update(row)
-            if loop.save_every and step % loop.save_every == 0 and step < total_steps:
-                accel.wait_for_everyone()
-                if accel.is_main_process:
-                    save_checkpoint(
-                        out, step, accel.unwrap_model(policy).lm, optimizer, scheduler,
-                        {"epoch": epoch, "tokens": tokens_seen}, loop.keep_checkpoints,
-                    )  # fmt: skip
+            checkpoints.save_if_due(step, epoch, tokens_seen)
     finally:
         bar.close()
         log.close()
     train_seconds = speed.elapsed()
-    accel.wait_for_everyone()
-    lm = accel.unwrap_model(policy).lm
-    model_dir = out / "model"
-    if accel.is_main_process:
-        model_dir = save_final(lm, tokenizer, out, cfg.lora)
-    accel.wait_for_everyone()
     return TrainResult(
         output_dir=out,
-        model_dir=model_dir,
+        model_dir=save_on_main(accel, lm, tokenizer, out, cfg.lora),
         metrics_path=out / "metrics.jsonl",
         metrics=log.rows,
         steps=step,
