@@ -101,6 +101,7 @@ def test_lora_trains_adapter_and_saves_merged(tiny_model_dir, tmp_path):
         not torch.equal(p, q) for (_, p), (_, q) in zip(merged.named_parameters(), base.named_parameters(), strict=True)
     )
     assert changed and result.metrics[-1]["rewards/margin"] != 0
+    assert "LoRA (r=4) merged into these weights" in (result.model_dir / "README.md").read_text()
 
 
 @pytest.mark.parametrize("loss", ["loss.type=ipo", "loss.type=dpop", "loss.nll_coef=0.2"])

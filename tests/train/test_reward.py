@@ -49,6 +49,7 @@ def test_reward_model_learns_to_rank(tiny_model_dir, tmp_path, overrides):
 
     saved = AutoModelForSequenceClassification.from_pretrained(result.model_dir)
     assert saved.config.num_labels == 1
+    assert "AutoModelForSequenceClassification.from_pretrained" in (result.model_dir / "README.md").read_text()
 
 
 def test_edited_responses_train_and_margin_refuses_them(tiny_model_dir, tmp_path):

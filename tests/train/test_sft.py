@@ -1,8 +1,12 @@
-"""The SFT recipe on a tiny model: prompt/completion and messages rows, loss going down, bad rows."""
+"""The SFT recipe on a tiny model: prompt/completion and messages rows, loss going down, bad rows, the model card."""
 
 from __future__ import annotations
 
+import json
+from dataclasses import asdict
+
 import pytest
+import yaml
 
 from posttrain.config import load_config
 from posttrain.errors import InputError
@@ -65,3 +69,32 @@ def test_too_few_examples_for_one_step_stop_before_anything_is_written(tiny_mode
     with pytest.raises(InputError, match="1 examples do not fill one optimizer step"):
         train_sft(config(tiny_model_dir, tmp_path / "run", "train.grad_accum=2"), examples)
     assert not (tmp_path / "run").exists()
+
+
+def test_the_model_directory_has_a_model_card_and_loads_with_plain_transformers(tiny_model_dir, tmp_path):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from posttrain.train.data import Source
+
+    examples = [SFTExample(prompt=f"Say the word {i}.", completion="banana") for i in range(4)]
+    cfg = config(tiny_model_dir, tmp_path / "run")
+    result = train_sft(cfg, examples, Source("data/sft.jsonl", [1, 2, 3, 4]))
+
+    card = (result.model_dir / "README.md").read_text()
+    front_matter, body = card.split("---\n")[1:3]
+    assert yaml.safe_load(front_matter) == {"library_name": "transformers", "tags": ["posttrain", "sft"]}
+    fingerprint = json.loads((tmp_path / "run" / "run.json").read_text())["fingerprint"]
+    final_loss = result.metrics[-1]["loss"]
+    for fact in [
+        f"- base model: `{tiny_model_dir}`",
+        "- recipe: `sft`",
+        "- data: 4 examples from `data/sft.jsonl`",
+        f"- run fingerprint: `{fingerprint}`",
+        f"- training: 2 optimizer steps, {result.tokens} tokens, final loss {final_loss:.4f}",
+    ]:
+        assert fact in body
+    assert yaml.safe_load(body.split("```yaml\n")[1].split("```")[0]) == asdict(cfg)
+
+    model, info = AutoModelForCausalLM.from_pretrained(result.model_dir, output_loading_info=True)
+    assert not info["missing_keys"] and not info["unexpected_keys"]
+    assert AutoTokenizer.from_pretrained(result.model_dir).chat_template is not None

