@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -281,7 +281,9 @@ def train_dpo(
     lm = accel.unwrap_model(policy).lm
     checkpoints = Checkpoints(out, loop, accel, lm, optimizer, scheduler, plan.total_steps)
     step, tokens_seen = checkpoints.resume()
-    log = MetricsLog(out / "metrics.jsonl", step, enabled=accel.is_main_process)
+    log = MetricsLog(
+        out / "metrics.jsonl", step, accel.is_main_process, report_to=loop.report_to, config=asdict(cfg)
+    )
     bar = Progress(
         plan.total_steps, step, ["loss", "rewards/accuracy", "rewards/margin", "tokens_per_s"],
         enabled=loop.progress and accel.is_main_process, title="dpo",

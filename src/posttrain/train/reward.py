@@ -19,7 +19,7 @@ the response's own unpacked sequence (tested) while the prompt is encoded once i
 from __future__ import annotations
 
 import contextlib
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import torch
@@ -203,7 +203,9 @@ def train_reward(
     trained = accel.unwrap_model(scorer).model
     checkpoints = Checkpoints(out, loop, accel, trained, optimizer, scheduler, plan.total_steps)
     step, tokens_seen = checkpoints.resume()
-    log = MetricsLog(out / "metrics.jsonl", step, enabled=accel.is_main_process)
+    log = MetricsLog(
+        out / "metrics.jsonl", step, accel.is_main_process, report_to=loop.report_to, config=asdict(cfg)
+    )
     bar = Progress(
         plan.total_steps, step, ["loss", "accuracy", "margin", "tokens_per_s"],
         enabled=loop.progress and accel.is_main_process, title="rm",

@@ -14,6 +14,7 @@ import os
 import random
 import shutil
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,7 @@ import yaml
 
 from posttrain.errors import InputError
 from posttrain.records import atomic_write_text, content_id
+from posttrain.train.tracking import Tracker, check_report_to, open_trackers, scalars
 
 # ---------------------------------------------------------------------------------------------------- configs
 
@@ -90,6 +92,8 @@ class LoopConfig:
     # transformers' gradient checkpointing: each layer runs again in the backward pass (least memory, ~30% slower).
     gradient_checkpointing: bool = False
     progress: bool = True
+    # Experiment trackers that also get every metrics row: tensorboard, wandb, trackio (train/tracking.py).
+    report_to: list[str] = field(default_factory=list)
 
 
 SCHEDULERS = ("cosine", "linear", "constant")
@@ -119,6 +123,7 @@ def check_loop(loop: LoopConfig) -> None:
     for name in ("batch_size", "grad_accum", "epochs", "examples_per_forward"):
         if (getattr(loop, name) or 1) < 1:
             raise InputError(f"train.{name} must be at least 1")
+    check_report_to(loop.report_to)
 
 
 # ---------------------------------------------------------------------------------------------------- model
@@ -342,7 +347,9 @@ def load_checkpoint(path: Path, model: Any, optimizer: Any, scheduler: Any) -> d
 
 def trajectory_settings(loop: LoopConfig) -> dict[str, Any]:
     """The loop settings that change what a run computes (a resumed run must have the same ones)."""
-    neutral = ("progress", "threads", "output_dir", "save_every", "lean_activations", "gradient_checkpointing")
+    neutral = (
+        "progress", "threads", "output_dir", "save_every", "lean_activations", "gradient_checkpointing", "report_to",
+    )  # fmt: skip
     return {k: v for k, v in loop.__dict__.items() if k not in neutral}
 
 
@@ -464,12 +471,21 @@ def save_on_main(accel: Any, model: Any, tokenizer: Any, out: Path, lora: LoRACo
 
 
 class MetricsLog:
-    """One JSON line per optimizer step at `out/metrics.jsonl`; a resumed run drops lines after its checkpoint."""
+    """One JSON line per optimizer step at `out/metrics.jsonl`; a resumed run drops lines after its checkpoint.
+    The same rows go to the trackers named in `report_to` (train/tracking.py), `config` being the run's settings."""
 
-    def __init__(self, path: Path, resume_step: int, enabled: bool):
+    def __init__(
+        self,
+        path: Path,
+        resume_step: int,
+        enabled: bool,
+        report_to: Sequence[str] = (),
+        config: dict[str, Any] | None = None,
+    ):
         self.path = path
         self.enabled = enabled
         self.rows: list[dict[str, Any]] = []
+        self._trackers: list[Tracker] = []
         if not enabled:
             return
         if path.exists() and resume_step > 0:
@@ -479,16 +495,21 @@ class MetricsLog:
                     self.rows.append(row)
         atomic_write_text(path, "".join(json.dumps(r) + "\n" for r in self.rows))
         self._handle = path.open("a", encoding="utf-8")
+        self._trackers = open_trackers(report_to, path.parent, resume_step, config or {})
 
     def write(self, row: dict[str, Any]) -> None:
         self.rows.append(row)
         if self.enabled:
             self._handle.write(json.dumps(row) + "\n")
             self._handle.flush()
+            for tracker in self._trackers:
+                tracker.log(row["step"], scalars(row))
 
     def close(self) -> None:
         if self.enabled:
             self._handle.close()
+            for tracker in self._trackers:
+                tracker.close()
 
 
 class StepSums:

@@ -14,7 +14,7 @@ torchtune's convention); under DDP each process normalises by its own token coun
 from __future__ import annotations
 
 import contextlib
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any, ClassVar
 
 import torch
@@ -168,7 +168,9 @@ def train_sft(
     lm = accel.unwrap_model(policy).lm
     checkpoints = Checkpoints(out, loop, accel, lm, optimizer, scheduler, plan.total_steps)
     step, tokens_seen = checkpoints.resume()
-    log = MetricsLog(out / "metrics.jsonl", step, enabled=accel.is_main_process)
+    log = MetricsLog(
+        out / "metrics.jsonl", step, accel.is_main_process, report_to=loop.report_to, config=asdict(cfg)
+    )
     bar = Progress(
         plan.total_steps, step, ["loss", "tokens_per_s"], enabled=loop.progress and accel.is_main_process,
         title="sft",
