@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import pytest
 
 from posttrain.errors import InputError
-from posttrain.pairs.mcts import MCTSConfig, TreeSearch, cut_segment, mcts_pairs
+from posttrain.pairs.mcts import MCTSConfig, Node, TreeSearch, cut_segment, mcts_pairs
 from posttrain.records import Prompt
 
 SENTENCES = ["The sea is calm. ", "Waves, wind, and salt. ", "Birds fly home. ", "Night falls slowly. "]
@@ -63,17 +63,59 @@ def test_cut_segment_keeps_the_first_sentence():
     assert cut_segment("One. Two.", "tokens") == ("One. Two.", False)
 
 
-def test_pairs_share_a_prefix_and_differ_on_the_constraint():
-    prompts = [Prompt(prompt="Write about the sea without commas.", instruction_id_list=["punctuation:no_comma"])]
-    config = MCTSConfig(simulations=8, branching=3, segment_tokens=8, rollout_max_tokens=32, min_value_gap=0.1)
-    pairs, stats = mcts_pairs(prompts, ScriptedPolicy(), Params, no_comma_scorer, config)
-    assert pairs, stats.as_dict()
+SEA = Prompt(prompt="Write about the sea without commas.", instruction_id_list=["punctuation:no_comma"])
+
+
+def search_seeds(root_pairs: bool, seeds: range = range(20)):
+    """The pairs of the comma scenario over 20 search seeds: one seed's tree may hold few forks, so proves little."""
+    found = []
+    for seed in seeds:
+        config = MCTSConfig(simulations=8, branching=3, segment_tokens=8, rollout_max_tokens=32, min_value_gap=0.1,
+                            seed=seed, root_pairs=root_pairs)  # fmt: skip
+        pairs, stats = mcts_pairs([SEA], ScriptedPolicy(), Params, no_comma_scorer, config)
+        assert stats.generated_tokens > 0 and stats.pairs == len(pairs) <= config.max_pairs_per_prompt
+        found.extend(pairs)
+    return found
+
+
+def test_pairs_share_a_nonempty_prefix_and_differ_on_the_constraint():
+    pairs = search_seeds(root_pairs=False)
+    assert len(pairs) >= 20  # most seeds find a contrast below the root
     for pair in pairs:
         assert "," not in pair.chosen and "," in pair.rejected
         shared = pair.shared_prefix_chars
+        # The shared prefix is the point of the method: at least one whole segment (a sentence here), on both sides.
+        assert shared > 0 and pair.chosen[:shared].strip()
         assert pair.chosen[:shared] == pair.rejected[:shared]
         assert pair.method == "mcts" and pair.chosen_score == 1.0 and pair.rejected_score == 0.0
-    assert stats.generated_tokens > 0 and stats.pairs == len(pairs) <= config.max_pairs_per_prompt
+
+
+def test_root_pairs_option_also_pairs_the_roots_children():
+    shared = [pair.shared_prefix_chars for pair in search_seeds(root_pairs=True)]
+    assert 0 in shared and any(s > 0 for s in shared)  # forks at the root (no prefix) and below it
+
+
+def grow(parent: Node, segment: str, value: float) -> Node:
+    """A visited child with one rollout of the given value: a tree whose pairs are known without searching."""
+    child = Node(prefix=parent.prefix + segment, depth=parent.depth + 1, parent=parent, visits=1, value_sum=value)
+    child.rollouts.append((child.prefix + "The end.", value))
+    parent.children.append(child)
+    return child
+
+
+def test_equal_value_gaps_prefer_the_deeper_fork():
+    prompt = Prompt(prompt="Write about the sea.")
+    config = MCTSConfig(max_pairs_per_prompt=1, root_pairs=True)
+    search = TreeSearch(ScriptedPolicy(), Params, config, prompt, no_comma_scorer(prompt))
+    calm = grow(search.root, "The sea is calm. ", 0.5)
+    grow(search.root, "Waves, wind. ", 0.0)
+    birds = grow(calm, "Birds fly home. ", 1.0)
+    grow(calm, "Wind, salt. ", 0.0)
+    grow(birds, "Night falls. ", 1.0)
+    grow(birds, "Salt, spray. ", 0.0)
+    # The root, `calm` and `birds` all fork a pair with a value gap of 1: the deepest shares the longest prefix.
+    [(fork, chosen, rejected)] = search.pairs()
+    assert fork is birds and chosen[0].startswith(birds.prefix) and rejected[0].startswith(birds.prefix)
 
 
 def test_search_is_deterministic_for_a_seed_and_visits_add_up():

@@ -45,6 +45,9 @@ def register(app: typer.Typer) -> None:
         segment: str = typer.Option("sentence", help="mcts: a segment is a 'sentence' or a 'tokens' chunk."),
         rollouts: int = typer.Option(1, help="mcts: completions sampled per new node to value it."),
         rollout_max_tokens: int = typer.Option(256, help="mcts: token budget of a rollout."),
+        root_pairs: bool = typer.Option(
+            False, help="mcts: also pair the root's children, whose two responses share no prefix (as RS pairs)."
+        ),
         judge_mode: str = typer.Option(
             "fixed", help="mcts: checker mode of the constraint scorer; repair: of 'already satisfied' (ifeval|fixed)."
         ),
@@ -71,7 +74,7 @@ def register(app: typer.Typer) -> None:
                 raise InputError("--method mcts needs --prompts (the prompts to search)")
             config = MCTSConfig(
                 simulations=simulations, branching=branching, max_depth=max_depth, segment=segment,
-                rollouts=rollouts, rollout_max_tokens=rollout_max_tokens, seed=seed,
+                rollouts=rollouts, rollout_max_tokens=rollout_max_tokens, root_pairs=root_pairs, seed=seed,
             )  # fmt: skip
             _mcts(prompts, out, model, config, judge_mode)
             return

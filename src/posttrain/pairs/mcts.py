@@ -11,8 +11,10 @@ after MCTS-DPO, Xie et al. 2024):
 - evaluation completes each new child with `rollouts` sampled continuations and scores the full responses with
   the judges (fraction of constraints met, or any scorer); a child that ended with EOS is scored as it is;
 - backup adds the child's value to every ancestor.
-After `simulations` rounds, every node with two or more children yields a candidate pair: the best rollout under
-its highest-Q child vs the worst rollout under its lowest-Q child, when the Q gap reaches `min_value_gap`.
+After `simulations` rounds, every node below the root with two or more children yields a candidate pair: the best
+rollout under its highest-Q child vs the worst rollout under its lowest-Q child, when the Q gap reaches
+`min_value_gap`. The root's children share no prefix, so a pair forked there is a plain rejection-sampling pair:
+the root forks pairs only with `root_pairs`. Among equal value gaps the deeper fork (longer shared prefix) wins.
 """
 
 from __future__ import annotations
@@ -52,6 +54,7 @@ class MCTSConfig:
     min_value_gap: float = 0.2
     max_pairs_per_prompt: int = 2
     seed: int = 0
+    root_pairs: bool = False  # also pair the root's children, whose responses share no prefix
 
     def validate(self) -> None:
         if self.segment not in SEGMENTS:
@@ -233,24 +236,39 @@ class TreeSearch:
                 self._evaluate(children, round_no)
 
     def pairs(self) -> list[tuple[Node, tuple[str, float], tuple[str, float]]]:
-        """(shared-prefix node, chosen rollout, rejected rollout), largest value gap first."""
+        """(shared-prefix node, chosen rollout, rejected rollout): largest value gap first, and among equal gaps the
+        deepest fork first, since a longer shared prefix is what sets these pairs apart from rejection sampling."""
         candidates = []
-        stack = [self.root]
+        for node in self._fork_nodes():
+            contrast = self._sibling_contrast(node)
+            if contrast is not None:
+                candidates.append((node, *contrast))
+        candidates.sort(key=lambda c: (c[1][1] - c[2][1], c[0].depth), reverse=True)
+        return candidates[: self.config.max_pairs_per_prompt]
+
+    def _fork_nodes(self) -> list[Node]:
+        """The nodes whose children may be paired: every node, less the root unless `root_pairs`."""
+        nodes, stack = [], [self.root]
         while stack:
             node = stack.pop()
             stack.extend(node.children)
-            scored = [c for c in node.children if c.visits]
-            if len(scored) < 2:
-                continue
-            best, worst = max(scored, key=lambda c: c.q), min(scored, key=lambda c: c.q)
-            if best.q - worst.q < self.config.min_value_gap:
-                continue
-            chosen = max(best.subtree_rollouts(), key=lambda r: r[1])
-            rejected = min(worst.subtree_rollouts(), key=lambda r: r[1])
-            if chosen[1] > rejected[1] and chosen[0].strip() != rejected[0].strip():
-                candidates.append((node, chosen, rejected))
-        candidates.sort(key=lambda c: (c[1][1] - c[2][1], -c[0].depth), reverse=True)
-        return candidates[: self.config.max_pairs_per_prompt]
+            if node is not self.root or self.config.root_pairs:
+                nodes.append(node)
+        return nodes
+
+    def _sibling_contrast(self, node: Node) -> tuple[tuple[str, float], tuple[str, float]] | None:
+        """The best rollout under the highest-Q child and the worst under the lowest-Q child, when they differ enough."""
+        scored = [c for c in node.children if c.visits]
+        if len(scored) < 2:
+            return None
+        best, worst = max(scored, key=lambda c: c.q), min(scored, key=lambda c: c.q)
+        if best.q - worst.q < self.config.min_value_gap:
+            return None
+        chosen = max(best.subtree_rollouts(), key=lambda r: r[1])
+        rejected = min(worst.subtree_rollouts(), key=lambda r: r[1])
+        if chosen[1] > rejected[1] and chosen[0].strip() != rejected[0].strip():
+            return chosen, rejected
+        return None
 
 
 def constraint_scorer(mode: str = "fixed") -> Callable[[Prompt], Callable[[list[str]], list[float]]]:
