@@ -1,5 +1,6 @@
-"""The end-to-end recipe behind `posttrain run`: synthetic verifiable prompts -> samples -> judges -> pairs -> DPO
--> held-out evaluation before and after -> HTML report.
+"""The end-to-end recipe behind `posttrain run`: synthetic verifiable prompts -> samples -> judges -> preference
+pairs and/or verified SFT targets -> SFT and/or DPO, for one or more on-policy rounds -> held-out evaluation before
+and after -> HTML report.
 
 Each stage is a function of its directory and the run config, registered with its config sections and inputs in
 `build_stages`; `posttrain.pipeline.runner` caches, resumes and reruns them.
@@ -8,38 +9,37 @@ Each stage is a function of its directory and the run config, registered with it
     runs/<name>/eval_before/                       greedy responses + IFEval metrics of the starting model
     runs/<name>/sample/samples.jsonl               n sampled completions per training prompt
     runs/<name>/judge/verdicts.jsonl               instruction-following verdicts (strict, partial credit)
-    runs/<name>/pairs/pairs.jsonl                  preference pairs (RS, MCTS and/or repair) + stats
-    runs/<name>/train/model/                       the trained policy (HF format) + metrics.jsonl
+    runs/<name>/pairs/pairs.jsonl                  preference pairs (RS, MCTS and/or repair) + stats   (DPO)
+    runs/<name>/targets/targets.jsonl              verified SFT targets (sampled or repaired) + stats   (SFT)
+    runs/<name>/train/{sft,dpo}/model/             the trained policy (HF format) + metrics.jsonl
     runs/<name>/eval_after/                        the same evaluation for the trained policy
     runs/<name>/report.html                        the report (plots inline; opens offline)
+
+With `rounds: R > 1` (Llama 3's recipe: each round samples from the previous round's model), the training prompts
+are cut into R slices and the sample .. train stages live in `runs/<name>/round<k>/` for k = 1..R.
 """
 
 from __future__ import annotations
 
 import json
-import random
-from collections import Counter
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 from posttrain.errors import InputError
+from posttrain.evals.greedy import EvalSection
 from posttrain.models.hf import DTYPES
 from posttrain.pairs.mcts import MCTSConfig
 from posttrain.pipeline.runner import Stage
 from posttrain.progress import generation_progress
+from posttrain.prompts.split import PromptsSection, make_prompts
 from posttrain.records import Pair, Prompt, RecordWriter, Sample, Verdict, atomic_write_text, read_records
 from posttrain.sampling import sample_prompts
 from posttrain.train.dpo import DPOConfig
+from posttrain.train.sft import SFTConfig
 
-
-@dataclass
-class PromptsSection:
-    n_train: int = 48
-    n_heldout: int = 32
-    constraints: str = "1-3"  # constraints per prompt, "k" or "lo-hi"
-    ids: list[str] | None = None  # constraint ids to draw from (default: CGPO's 23 types)
-    seed_tasks: str | None = None  # optional file of user tasks (see `posttrain prompts synth --help`)
+OPTIMIZERS = ("dpo", "sft", "sft+dpo")
 
 
 @dataclass
@@ -73,11 +73,8 @@ class PairsSection:
 
 
 @dataclass
-class EvalSection:
-    max_new_tokens: int = 256
-    ifeval_data: str | None = None  # an IFEval-format file (key, prompt, instruction_id_list, kwargs) you supply
-    ifeval_limit: int | None = None  # evaluate only its first k prompts
-    examples: int = 6  # held-out prompts shown with before/after completions in the report
+class TargetsSection:
+    repair: bool = True  # a prompt with no satisfying sample gets a repaired, re-verified one as its SFT target
 
 
 @dataclass
@@ -87,18 +84,30 @@ class RunConfig:
     model: str = "embedded"  # "embedded" or a local HF model directory
     seed: int = 0
     threads: int | None = None  # torch threads (default: all available cores)
+    optimize: str = "dpo"  # dpo (on pairs) | sft (on verified targets) | sft+dpo (SFT, then DPO from the SFT model)
+    rounds: int = 1  # on-policy rounds: each samples its slice of the training prompts from the latest model
     prompts: PromptsSection = field(default_factory=PromptsSection)
     sample: SampleSection = field(default_factory=SampleSection)
     judge: JudgeSection = field(default_factory=JudgeSection)
     pairs: PairsSection = field(default_factory=PairsSection)
-    train: DPOConfig = field(default_factory=DPOConfig)
+    targets: TargetsSection = field(default_factory=TargetsSection)
+    sft: SFTConfig = field(default_factory=SFTConfig)
+    train: DPOConfig = field(default_factory=DPOConfig)  # the DPO config (recipes/dpo.yaml documents every key)
     eval: EvalSection = field(default_factory=EvalSection)
 
     @property
     def run_dir(self) -> Path:
         return Path(self.runs_dir) / self.name
 
+    @property
+    def steps(self) -> list[str]:
+        return self.optimize.split("+")
+
     def check(self) -> None:
+        if self.optimize not in OPTIMIZERS:
+            raise InputError(f"optimize must be one of {', '.join(OPTIMIZERS)}, got '{self.optimize}'")
+        if not 1 <= self.rounds <= self.prompts.n_train:
+            raise InputError(f"rounds must be between 1 and prompts.n_train ({self.prompts.n_train}), got {self.rounds}")
         if not self.pairs.methods or not self.pairs.methods <= {"rs", "mcts", "repair"}:
             raise InputError(f"pairs.method must be rs, mcts, repair (or several joined by '+'), or both; "
                              f"got '{self.pairs.method}'")  # fmt: skip
@@ -108,99 +117,72 @@ class RunConfig:
             raise InputError(f"judge.mode must be ifeval or fixed, got '{self.judge.mode}'")
         if self.prompts.n_train < 1 or self.prompts.n_heldout < 1:
             raise InputError("prompts.n_train and prompts.n_heldout must be at least 1")
-        if self.eval.ifeval_data and not Path(self.eval.ifeval_data).exists():
-            raise InputError("eval.ifeval_data: file not found", self.eval.ifeval_data)
+        self.eval.check()
 
 
 # ------------------------------------------------------------------------------------------------- stages
 
 
-def make_prompts(cfg: RunConfig, out: Path) -> None:
-    from posttrain.prompts.stats import compute_stats, save_stats
-    from posttrain.prompts.synth import SynthConfig, synthesize
-
-    total = cfg.prompts.n_train + cfg.prompts.n_heldout
-    synth = SynthConfig(
-        n=total, constraints=cfg.prompts.constraints, seed=cfg.seed, ids=cfg.prompts.ids,
-        seed_tasks=cfg.prompts.seed_tasks,
-    )  # fmt: skip
-    prompts, counters = synthesize(synth)
-    order = list(range(len(prompts)))
-    random.Random(cfg.seed).shuffle(order)
-    heldout = [prompts[i] for i in order[: cfg.prompts.n_heldout]]
-    train = [prompts[i] for i in order[cfg.prompts.n_heldout :]]
-    with RecordWriter(out / "heldout.jsonl", fresh=True) as writer:
-        for p in heldout:
-            writer.write(p.model_copy(update={"source": "synth-heldout"}))
-    with RecordWriter(out / "train.jsonl", fresh=True) as writer:
-        for p in train:
-            writer.write(p)
-    save_stats(compute_stats(train, {"generation": counters}), out / "stats.json")
+def round_dirs(cfg: RunConfig) -> list[str]:
+    """Where each round's sample .. train stages live, relative to the run directory ("" for a single round)."""
+    return [""] if cfg.rounds == 1 else [f"round{k}/" for k in range(1, cfg.rounds + 1)]
 
 
-def _backend(cfg: RunConfig, model: str, dtype: str = "float32") -> Any:
-    from posttrain.models import load_backend
-
-    return load_backend(model, threads=cfg.threads, dtype=dtype)
-
-
-def _greedy_eval(cfg: RunConfig, model: str, run_dir: Path, out: Path) -> None:
-    """Greedy responses to the held-out prompts (and the user's IFEval file) and their IFEval metrics."""
-    from posttrain.evals.ifeval import evaluate_ifeval
-    from posttrain.models import SamplingParams
-
-    heldout = read_records(run_dir / "prompts" / "heldout.jsonl", Prompt)
-    sets: dict[str, list[Prompt]] = {"heldout": heldout}
-    if cfg.eval.ifeval_data:
-        rows = read_records(cfg.eval.ifeval_data, Prompt)
-        sets["ifeval"] = rows[: cfg.eval.ifeval_limit] if cfg.eval.ifeval_limit else rows
-    backend = _backend(cfg, model)
-    params = SamplingParams(max_new_tokens=cfg.eval.max_new_tokens, temperature=0.0, seed=cfg.seed)
-    for name, prompts in sets.items():
-        path = out / f"{name}_responses.jsonl"
-        with generation_progress(f"{out.name}: {name}", len(prompts)) as bar:
-            sample_prompts(backend, prompts, path, 1, params, model, 16, bar.advance)
-        responses = {s.prompt_id: s.completion for s in read_records(path, Sample)}
-        result = evaluate_ifeval(
-            [{"key": p.id, "prompt": p.text, "instruction_id_list": p.instruction_id_list, "kwargs": p.kwargs}
-             for p in prompts],
-            {p.text: responses[p.id] for p in prompts},
-            mode="ifeval",
-        )  # fmt: skip
-        result.write(out / name)
-
-
-def sample_train(cfg: RunConfig, run_dir: Path, out: Path) -> None:
-    from posttrain.models import SamplingParams
-
+def round_prompts(cfg: RunConfig, run_dir: Path, round_index: int) -> list[Prompt]:
+    """The round's contiguous slice of the training prompts (all of them for a single round)."""
     prompts = read_records(run_dir / "prompts" / "train.jsonl", Prompt)
-    backend = _backend(cfg, cfg.model, cfg.sample.dtype)
+    size, extra = divmod(len(prompts), cfg.rounds)
+    start = round_index * size + min(round_index, extra)
+    return prompts[start : start + size + (round_index < extra)]
+
+
+def round_model(cfg: RunConfig, run_dir: Path, round_index: int) -> str:
+    """The model a round samples from and starts training at: the previous round's result, else cfg.model."""
+    return cfg.model if round_index == 0 else str(trained_model_dir(cfg, run_dir, round_index - 1))
+
+
+def evaluate_model(cfg: RunConfig, model: str, run_dir: Path, out: Path) -> None:
+    """Greedy responses to the held-out prompts (and the user's IFEval file) and their IFEval metrics."""
+    from posttrain.evals.greedy import evaluate_greedy, ifeval_prompts
+
+    sets = {"heldout": read_records(run_dir / "prompts" / "heldout.jsonl", Prompt)}
+    if cfg.eval.ifeval_data:
+        sets["ifeval"] = ifeval_prompts(cfg.eval)
+    evaluate_greedy(model, sets, out, cfg.eval, seed=cfg.seed, threads=cfg.threads)
+
+
+def sample_train(cfg: RunConfig, run_dir: Path, round_index: int, out: Path) -> None:
+    from posttrain.models import SamplingParams, load_backend
+
+    prompts = round_prompts(cfg, run_dir, round_index)
+    model = round_model(cfg, run_dir, round_index)
+    backend = load_backend(model, threads=cfg.threads, dtype=cfg.sample.dtype)
     s = cfg.sample
     params = SamplingParams(max_new_tokens=s.max_new_tokens, temperature=s.temperature, top_p=s.top_p, seed=cfg.seed)
-    with generation_progress("sample", len(prompts)) as bar:
-        sample_prompts(backend, prompts, out / "samples.jsonl", s.n, params, cfg.model, s.batch_prompts, bar.advance)
+    with generation_progress(out.as_posix().removeprefix(run_dir.as_posix() + "/"), len(prompts)) as bar:
+        sample_prompts(backend, prompts, out / "samples.jsonl", s.n, params, model, s.batch_prompts, bar.advance)
 
 
-def judge_samples(cfg: RunConfig, run_dir: Path, out: Path) -> None:
+def judge_samples(cfg: RunConfig, run_dir: Path, round_dir: str, out: Path) -> None:
     from posttrain.judges import get_judge
     from posttrain.judges import judge_samples as judge_records
 
     prompts = {p.id: p for p in read_records(run_dir / "prompts" / "train.jsonl", Prompt)}
-    samples = read_records(run_dir / "sample" / "samples.jsonl", Sample)
+    samples = read_records(run_dir / round_dir / "sample" / "samples.jsonl", Sample)
     with RecordWriter(out / "verdicts.jsonl", fresh=True) as writer:
         for verdict in judge_records(get_judge("ifeval", mode=cfg.judge.mode), samples, prompts):
             writer.write(verdict)
 
 
-def build_pairs(cfg: RunConfig, run_dir: Path, out: Path) -> None:
+def build_pairs(cfg: RunConfig, run_dir: Path, round_dir: str, round_index: int, out: Path) -> None:
     from posttrain.pairs.rejection import rejection_sampling_pairs
 
     prompts = {p.id: p for p in read_records(run_dir / "prompts" / "train.jsonl", Prompt)}
     stats: dict[str, Any] = {}
     pairs: list[Pair] = []
-    samples = read_records(run_dir / "sample" / "samples.jsonl", Sample)
+    samples = read_records(run_dir / round_dir / "sample" / "samples.jsonl", Sample)
     if "rs" in cfg.pairs.methods:
-        verdicts = read_records(run_dir / "judge" / "verdicts.jsonl", Verdict)
+        verdicts = read_records(run_dir / round_dir / "judge" / "verdicts.jsonl", Verdict)
         rs, rs_stats = rejection_sampling_pairs(
             samples, verdicts, prompts, cfg.pairs.contrast, cfg.pairs.mixed_high_ratio, seed=cfg.seed,
             require_finished=cfg.pairs.require_finished,
@@ -215,7 +197,7 @@ def build_pairs(cfg: RunConfig, run_dir: Path, out: Path) -> None:
         pairs += repaired
         stats["repair"] = repair_stats.as_dict()
     if "mcts" in cfg.pairs.methods:
-        mcts, mcts_stats = _mcts(cfg, list(prompts.values()))
+        mcts, mcts_stats = _mcts(cfg, round_prompts(cfg, run_dir, round_index), round_model(cfg, run_dir, round_index))
         pairs += mcts
         stats["mcts"] = mcts_stats
     with RecordWriter(out / "pairs.jsonl", fresh=True) as writer:
@@ -224,39 +206,61 @@ def build_pairs(cfg: RunConfig, run_dir: Path, out: Path) -> None:
     atomic_write_text(out / "stats.json", json.dumps(stats, indent=2))
 
 
-def _mcts(cfg: RunConfig, prompts: list[Prompt]) -> tuple[list[Pair], dict[str, Any]]:
-    from posttrain.models import SamplingParams
+def build_targets(cfg: RunConfig, run_dir: Path, round_dir: str, out: Path) -> None:
+    from posttrain.pairs.targets import sft_targets
+
+    prompts = {p.id: p for p in read_records(run_dir / "prompts" / "train.jsonl", Prompt)}
+    samples = read_records(run_dir / round_dir / "sample" / "samples.jsonl", Sample)
+    rows, stats = sft_targets(samples, prompts, cfg.targets.repair, cfg.seed)
+    atomic_write_text(out / "targets.jsonl", "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
+    atomic_write_text(out / "stats.json", json.dumps(stats.as_dict(), indent=2))
+
+
+def _mcts(cfg: RunConfig, prompts: list[Prompt], model: str) -> tuple[list[Pair], dict[str, Any]]:
+    from posttrain.models import SamplingParams, load_backend
     from posttrain.pairs.mcts import constraint_scorer, mcts_pairs
 
     search = prompts[: cfg.pairs.mcts_prompts] if cfg.pairs.mcts_prompts else prompts
     scorer = constraint_scorer(cfg.judge.mode)
-    pairs, stats = mcts_pairs(search, _backend(cfg, cfg.model, cfg.sample.dtype), SamplingParams, scorer, cfg.pairs.mcts)
+    backend = load_backend(model, threads=cfg.threads, dtype=cfg.sample.dtype)
+    pairs, stats = mcts_pairs(search, backend, SamplingParams, scorer, cfg.pairs.mcts)
     return pairs, stats.as_dict()
 
 
-def train_policy(cfg: RunConfig, run_dir: Path, out: Path) -> None:
-    from dataclasses import replace
-
+def train_policy(cfg: RunConfig, run_dir: Path, round_dir: str, round_index: int, out: Path) -> None:
+    """SFT on the round's verified targets and/or DPO on its pairs, starting from the round's model."""
     from posttrain.train.dpo import train_dpo
+    from posttrain.train.sft import SFTExample, train_sft
 
-    pairs = read_records(run_dir / "pairs" / "pairs.jsonl", Pair) if _has_rows(run_dir / "pairs" / "pairs.jsonl") else []
-    if not pairs:
-        raise InputError("no preference pairs were built: every prompt lacked contrast; raise sample.n or "
-                         "sample.temperature, or use more prompts")  # fmt: skip
-    train_cfg = replace(
-        cfg.train,
-        model=replace(cfg.train.model, name=cfg.model),
-        train=replace(cfg.train.train, output_dir=str(out / "run"), seed=cfg.seed),
-    )
-    train_dpo(train_cfg, pairs)
+    model = round_model(cfg, run_dir, round_index)
+    if "sft" in cfg.steps:
+        rows = [json.loads(line) for line in (run_dir / round_dir / "targets" / "targets.jsonl").read_text().splitlines()]
+        if not rows:
+            raise InputError("no verified SFT targets were found: no sample met its constraints and none could be "
+                             "repaired; raise sample.n or sample.max_new_tokens, or use more prompts")  # fmt: skip
+        sft_cfg = replace(cfg.sft, model=replace(cfg.sft.model, name=model),
+                          train=replace(cfg.sft.train, output_dir=str(out / "sft"), seed=cfg.seed))  # fmt: skip
+        examples = [SFTExample(prompt=r["prompt"], completion=r["completion"]) for r in rows]
+        model = str(train_sft(sft_cfg, examples).model_dir)
+    if "dpo" in cfg.steps:
+        path = run_dir / round_dir / "pairs" / "pairs.jsonl"
+        pairs = read_records(path, Pair) if _has_rows(path) else []
+        if not pairs:
+            raise InputError("no preference pairs were built: every prompt lacked contrast; raise sample.n or "
+                             "sample.temperature, or use more prompts")  # fmt: skip
+        dpo_cfg = replace(cfg.train, model=replace(cfg.train.model, name=model),
+                          train=replace(cfg.train.train, output_dir=str(out / "dpo"), seed=cfg.seed))  # fmt: skip
+        train_dpo(dpo_cfg, pairs)
 
 
 def _has_rows(path: Path) -> bool:
     return path.exists() and path.stat().st_size > 0
 
 
-def trained_model_dir(run_dir: Path) -> Path:
-    return run_dir / "train" / "run" / "model"
+def trained_model_dir(cfg: RunConfig, run_dir: Path, round_index: int | None = None) -> Path:
+    """The model a round ends with (the last round's by default): its last training step's output."""
+    round_dir = round_dirs(cfg)[-1 if round_index is None else round_index]
+    return run_dir / round_dir / "train" / cfg.steps[-1] / "model"
 
 
 def write_run_report(cfg: RunConfig, run_dir: Path, out: Path, timings: list[dict[str, Any]]) -> None:
@@ -271,26 +275,38 @@ def write_run_report(cfg: RunConfig, run_dir: Path, out: Path, timings: list[dic
 def build_stages(cfg: RunConfig, timings: list[dict[str, Any]]) -> list[Stage]:
     run_dir = cfg.run_dir
     common = {"model": cfg.model, "seed": cfg.seed}
-    return [
-        Stage("prompts", lambda out: make_prompts(cfg, out), {"seed": cfg.seed, "prompts": asdict(cfg.prompts)}),
-        Stage("eval_before", lambda out: _greedy_eval(cfg, cfg.model, run_dir, out),
-              {**common, "eval": asdict(cfg.eval)}, after=["prompts"]),  # fmt: skip
-        Stage("sample", lambda out: sample_train(cfg, run_dir, out), {**common, "sample": asdict(cfg.sample)},
+    stages = [
+        Stage("prompts", partial(make_prompts, cfg.prompts, cfg.seed), {"seed": cfg.seed, "prompts": asdict(cfg.prompts)}),
+        Stage("eval_before", partial(evaluate_model, cfg, cfg.model, run_dir), {**common, "eval": asdict(cfg.eval)},
               after=["prompts"]),  # fmt: skip
-        Stage("judge", lambda out: judge_samples(cfg, run_dir, out), asdict(cfg.judge), after=["sample"]),
-        Stage("pairs", lambda out: build_pairs(cfg, run_dir, out), {**common, "pairs": asdict(cfg.pairs)},
-              after=["judge"]),  # fmt: skip
-        Stage("train", lambda out: train_policy(cfg, run_dir, out), {**common, "train": asdict(cfg.train)},
-              after=["pairs"]),  # fmt: skip
-        Stage("eval_after", lambda out: _greedy_eval(cfg, str(trained_model_dir(run_dir)), run_dir, out),
-              {"eval": asdict(cfg.eval)}, after=["train", "prompts"]),  # fmt: skip
-        Stage("report", lambda out: write_run_report(cfg, run_dir, out, timings), {"v": 1},
-              after=["eval_before", "pairs", "train", "eval_after"]),  # fmt: skip
     ]
-
-
-def count_values(verdicts: list[Verdict]) -> dict[str, dict[str, int]]:
-    counts: dict[str, Counter[str]] = {}
-    for v in verdicts:
-        counts.setdefault(v.judge, Counter())[str(v.value)] += 1
-    return {judge: dict(c) for judge, c in counts.items()}
+    rounds = round_dirs(cfg)
+    for k, rd in enumerate(rounds):
+        previous = [f"{rounds[k - 1]}train"] if k else []  # a round starts from the model the previous one trained
+        sample_cfg = {**common, "sample": asdict(cfg.sample), "rounds": cfg.rounds, "round": k}
+        stages += [
+            Stage(f"{rd}sample", partial(sample_train, cfg, run_dir, k), sample_cfg, after=["prompts", *previous]),
+            Stage(f"{rd}judge", partial(judge_samples, cfg, run_dir, rd), asdict(cfg.judge), after=[f"{rd}sample"]),
+        ]
+        inputs = []
+        if "dpo" in cfg.steps:
+            stages.append(Stage(f"{rd}pairs", partial(build_pairs, cfg, run_dir, rd, k),
+                                {**common, "pairs": asdict(cfg.pairs)}, after=[f"{rd}judge", *previous]))  # fmt: skip
+            inputs.append(f"{rd}pairs")
+        if "sft" in cfg.steps:
+            stages.append(Stage(f"{rd}targets", partial(build_targets, cfg, run_dir, rd),
+                                {"seed": cfg.seed, "targets": asdict(cfg.targets)}, after=[f"{rd}judge"]))  # fmt: skip
+            inputs.append(f"{rd}targets")
+        train_cfg: dict[str, Any] = {**common, "optimize": cfg.optimize}
+        train_cfg |= {"sft": asdict(cfg.sft)} if "sft" in cfg.steps else {}
+        train_cfg |= {"train": asdict(cfg.train)} if "dpo" in cfg.steps else {}
+        stages.append(Stage(f"{rd}train", partial(train_policy, cfg, run_dir, rd, k), train_cfg,
+                            after=[*inputs, *previous]))  # fmt: skip
+    trained = f"{rounds[-1]}train"
+    stages += [
+        Stage("eval_after", partial(evaluate_model, cfg, str(trained_model_dir(cfg, run_dir)), run_dir),
+              {"eval": asdict(cfg.eval)}, after=[trained, "prompts"]),  # fmt: skip
+        Stage("report", partial(write_run_report, cfg, run_dir, timings=timings), {"v": 2},
+              after=["eval_before", trained, "eval_after"]),  # fmt: skip
+    ]
+    return stages

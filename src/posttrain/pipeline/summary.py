@@ -44,7 +44,29 @@ def _before_after(run_dir: Path, name: str) -> dict[str, Any] | None:
     after = _json(run_dir / "eval_after" / name / "metrics.json")
     if before is None or after is None:
         return None
-    return {"before": _evaluation(before), "after": _evaluation(after), "n": before.get("num_prompts")}
+    splits_before = _json(run_dir / "eval_before" / name / "split_metrics.json") or {}
+    splits_after = _json(run_dir / "eval_after" / name / "split_metrics.json") or {}
+    splits = {
+        split: {"before": splits_before[split], "after": splits_after[split]}
+        for split in splits_before
+        if split in splits_after
+    }
+    return {"before": _evaluation(before), "after": _evaluation(after), "n": before.get("num_prompts"),
+            "splits": splits}  # fmt: skip
+
+
+def _training_curves(cfg: RunConfig, run_dir: Path) -> list[dict[str, Any]]:
+    """Every optimizer step of every round's SFT and DPO, in order, with its phase (e.g. "round2/sft")."""
+    from posttrain.pipeline.quickstart import round_dirs
+
+    rows, step = [], 0
+    for rd in round_dirs(cfg):
+        for phase in cfg.steps:
+            for r in _jsonl(run_dir / rd / "train" / phase / "metrics.jsonl"):
+                step += 1
+                rows.append({"step": step, "phase": f"{rd}{phase}", "loss": r.get("loss"),
+                             "reward_margin": r.get("rewards/margin")})  # fmt: skip
+    return rows
 
 
 def cohen_kappa(a: list[int], b: list[int]) -> float | None:
@@ -95,12 +117,16 @@ def _examples(run_dir: Path, k: int) -> list[dict[str, Any]]:
 
 
 def collect_summary(cfg: RunConfig, run_dir: Path, timings: list[dict[str, Any]]) -> dict[str, Any]:
+    from posttrain.pipeline.quickstart import round_dirs
+
+    rounds = round_dirs(cfg)
     prompts = {p.id: p for p in read_records(run_dir / "prompts" / "train.jsonl", Prompt)}
-    samples = read_records(run_dir / "sample" / "samples.jsonl", Sample)
-    verdicts = read_records(run_dir / "judge" / "verdicts.jsonl", Verdict)
-    pairs_path = run_dir / "pairs" / "pairs.jsonl"
-    pairs = read_records(pairs_path, Pair) if pairs_path.exists() and pairs_path.stat().st_size else []
-    pair_stats = _json(run_dir / "pairs" / "stats.json") or {}
+    samples = [s for rd in rounds for s in read_records(run_dir / rd / "sample" / "samples.jsonl", Sample)]
+    verdicts = [v for rd in rounds for v in read_records(run_dir / rd / "judge" / "verdicts.jsonl", Verdict)]
+    pairs_paths = [run_dir / rd / "pairs" / "pairs.jsonl" for rd in rounds]
+    pairs = [p for path in pairs_paths if path.exists() and path.stat().st_size for p in read_records(path, Pair)]
+    pair_stats = _json(run_dir / rounds[-1] / "pairs" / "stats.json") or {}
+    target_stats = {rd.rstrip("/") or "all": _json(run_dir / rd / "targets" / "stats.json") for rd in rounds}
 
     counts: dict[str, dict[str, int]] = {}
     for v in verdicts:
@@ -125,7 +151,8 @@ def collect_summary(cfg: RunConfig, run_dir: Path, timings: list[dict[str, Any]]
         "timings": timings,
         "heldout_eval": heldout,
         "ifeval_eval": _before_after(run_dir, "ifeval"),
-        "pairs": {
+        "targets": {name: stats for name, stats in target_stats.items() if stats},
+        "pairs": None if not pairs else {
             "method": cfg.pairs.method,
             "contrast": cfg.pairs.contrast,
             "stats": rs_stats,
@@ -133,10 +160,7 @@ def collect_summary(cfg: RunConfig, run_dir: Path, timings: list[dict[str, Any]]
             "chosen_scores": [p.chosen_score for p in pairs if p.chosen_score is not None],
             "rejected_scores": [p.rejected_score for p in pairs if p.rejected_score is not None],
         },
-        "training": [
-            {"step": r.get("step"), "loss": r.get("loss"), "reward_margin": r.get("rewards/margin")}
-            for r in _jsonl(run_dir / "train" / "run" / "metrics.jsonl")
-        ],
+        "training": _training_curves(cfg, run_dir),
         "judges": {"counts": counts, "agreement": judge_agreement(prompts, samples)},
         "examples": _examples(run_dir, cfg.eval.examples),
     }

@@ -90,10 +90,17 @@ def plot_scores(chosen: list[float], rejected: list[float]) -> str:
 def plot_training(steps: list[dict[str, Any]]) -> str:
     fig, ax = _figure(7.5, 2.8)
     xs = [s.get("step", i + 1) for i, s in enumerate(steps)]
-    ax.plot(xs, [s.get("loss") for s in steps], color="#3b6fd8", label="loss")
+    phases = list(dict.fromkeys(s.get("phase", "") for s in steps))
+    colors = ("#3b6fd8", "#137333", "#8e44ad", "#b3261e", "#2c3e50", "#16a085")
+    for i, phase in enumerate(phases):  # one line per training phase (round, SFT or DPO): each has its own loss
+        part = [(x, s.get("loss")) for x, s in zip(xs, steps, strict=True) if s.get("phase", "") == phase]
+        ax.plot([x for x, _ in part], [y for _, y in part], color=colors[i % len(colors)],
+                label=f"{phase} loss" if phase else "loss")  # fmt: skip
     ax.set_xlabel("step")
     ax.set_ylabel("loss")
-    if any("reward_margin" in s for s in steps):
+    if len(phases) > 1:
+        ax.legend(frameon=False, fontsize=7)
+    if any(s.get("reward_margin") is not None for s in steps):
         twin = ax.twinx()
         twin.plot(xs, [s.get("reward_margin") for s in steps], color="#d9822b", label="reward margin")
         twin.set_ylabel("reward margin")
@@ -131,12 +138,42 @@ def _metrics_table(before: dict[str, float], after: dict[str, float]) -> str:
     return f"<table><tr><th>metric</th><th>before</th><th>after</th><th>change</th></tr>{rows}</table>"
 
 
+def _splits_table(splits: dict[str, dict[str, dict[str, Any]]]) -> str:
+    """Prompt-level strict and the answers cut off at the token budget, per split, before -> after."""
+    head = ("<table><tr><th>prompts</th><th>n</th><th>prompt strict</th><th>prompt loose</th><th>inst strict</th>"
+            "<th>inst loose</th><th>cut off at the budget</th></tr>")  # fmt: skip
+    rows = []
+    for name, ba in splits.items():
+        b, a = ba["before"], ba["after"]
+        cells = "".join(
+            f"<td class=num>{_pct(b.get(k))} → {_pct(a.get(k))} {_delta(b.get(k), a.get(k))}</td>"
+            for k in ("prompt_level_strict_acc", "prompt_level_loose_acc", "inst_level_strict_acc",
+                      "inst_level_loose_acc")
+        )  # fmt: skip
+        rows.append(f"<tr><td>{html.escape(name)}</td><td class=num>{b.get('num_prompts')}</td>{cells}"
+                    f"<td class=num>{b.get('cut_off')} → {a.get('cut_off')}</td></tr>")  # fmt: skip
+    return head + "".join(rows) + "</table>"
+
+
+def _targets_section(targets: dict[str, dict[str, Any]]) -> str:
+    parts = ["<h2>SFT targets</h2>", "<table><tr><th>round</th><th>prompts</th><th>sampled and verified</th>"
+             "<th>repaired and verified</th><th>no target</th></tr>"]  # fmt: skip
+    for name, st in targets.items():
+        parts.append(f"<tr><td>{html.escape(name)}</td><td class=num>{st.get('prompts')}</td>"
+                     f"<td class=num>{st.get('sampled')}</td><td class=num>{st.get('repaired')}</td>"
+                     f"<td class=num>{st.get('without_target')}</td></tr>")  # fmt: skip
+    parts.append("</table>")
+    return "".join(parts)
+
+
 def _eval_section(title: str, evaluation: dict[str, Any]) -> str:
     before, after = evaluation["before"], evaluation["after"]
     parts = [f"<h2>{html.escape(title)}</h2>"]
     if evaluation.get("note"):
         parts.append(f"<p class=muted>{html.escape(evaluation['note'])}</p>")
     parts.append(_metrics_table(before["metrics"], after["metrics"]))
+    if evaluation.get("splits"):
+        parts.append(_splits_table(evaluation["splits"]))
     parts.append(f'<div class="plot">{plot_metrics(before["metrics"], after["metrics"])}</div>')
     per_before, per_after = before.get("per_instruction", {}), after.get("per_instruction", {})
     if per_before or per_after:
@@ -201,6 +238,8 @@ def render_report(summary: dict[str, Any]) -> str:
     for key, title in (("heldout_eval", "Held-out verifiable prompts"), ("ifeval_eval", "IFEval-format file")):
         if summary.get(key):
             parts.append(_eval_section(title, summary[key]))
+    if summary.get("targets"):
+        parts.append(_targets_section(summary["targets"]))
     pairs = summary.get("pairs")
     if pairs:
         parts.append("<h2>Preference pairs</h2>")

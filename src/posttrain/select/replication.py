@@ -47,7 +47,9 @@ class ReplicationConfig:
 
 
 def _run_config(cfg: ReplicationConfig) -> Any:
-    from posttrain.pipeline.quickstart import EvalSection, PromptsSection, RunConfig, SampleSection
+    from posttrain.evals.greedy import EvalSection
+    from posttrain.pipeline.quickstart import RunConfig, SampleSection
+    from posttrain.prompts.split import PromptsSection
 
     out = Path(cfg.out_dir)
     return RunConfig(
@@ -61,14 +63,15 @@ def _run_config(cfg: ReplicationConfig) -> Any:
 def build_pool(cfg: ReplicationConfig, run: Any, out: Path) -> Path:
     """prompts -> samples -> verdicts -> pool.jsonl of the satisfied samples (SFT rows: prompt + completion)."""
     from posttrain.pipeline import quickstart as qs
+    from posttrain.prompts.split import make_prompts
     from posttrain.records import Prompt, Sample, Verdict, atomic_write_text, read_records
 
     if not (out / "prompts" / "heldout.jsonl").exists():
-        qs.make_prompts(run, out / "prompts")
+        make_prompts(run.prompts, run.seed, out / "prompts")
     if not (out / "sample" / "samples.jsonl").exists():
-        qs.sample_train(run, out, out / "sample")
+        qs.sample_train(run, out, 0, out / "sample")
     if not (out / "judge" / "verdicts.jsonl").exists():
-        qs.judge_samples(run, out, out / "judge")
+        qs.judge_samples(run, out, "", out / "judge")
     pool_path = out / "pool.jsonl"
     if pool_path.exists():
         return pool_path
@@ -127,7 +130,7 @@ def replicate(cfg: ReplicationConfig) -> dict[str, Any]:
     results: dict[str, Any] = {}
     base_dir = out / "eval" / "base"
     if not (base_dir / "heldout" / "metrics.json").exists():
-        qs._greedy_eval(run, "embedded", out, base_dir)
+        qs.evaluate_model(run, "embedded", out, base_dir)
     results["base (no SFT)"] = json.loads((base_dir / "heldout" / "metrics.json").read_text())
     for method in cfg.methods:
         t = time.perf_counter()
@@ -138,7 +141,7 @@ def replicate(cfg: ReplicationConfig) -> dict[str, Any]:
                                                             "output_dir": str(out / "sft" / method)}))  # fmt: skip
             examples = [SFTExample.model_validate(pool.rows[i]) for i in selections[method].picks]
             result = train_sft(sft_cfg, examples)
-            qs._greedy_eval(run, str(result.model_dir), out, eval_dir)
+            qs.evaluate_model(run, str(result.model_dir), out, eval_dir)
         results[method] = json.loads((eval_dir / "heldout" / "metrics.json").read_text())
         timings[f"sft_eval_{method}_s"] = round(time.perf_counter() - t, 1)
     timings["total_s"] = round(time.perf_counter() - started, 1)

@@ -47,12 +47,13 @@ import torch
 
 from posttrain.config import build, check_keys
 from posttrain.errors import InputError
+from posttrain.evals.greedy import EvalSection
 from posttrain.judges.base import Judge, get_judge, make_items
 from posttrain.judges.mixture import ANY_TASK, MixtureOfJudges, MixtureResult, TaskJudges
 from posttrain.judges.runner import judge_spec
 from posttrain.models.backend import Completion, SamplingParams
 from posttrain.pairs.repair import repair
-from posttrain.pipeline.quickstart import EvalSection, PromptsSection, RunConfig
+from posttrain.prompts.split import PromptsSection
 from posttrain.records import Prompt, Sample, atomic_write_text, read_records
 from posttrain.train import losses
 from posttrain.train.data import (
@@ -302,20 +303,20 @@ def partition(
 
 def synthetic_prompts(cfg: CGPOConfig, out: Path) -> list[Prompt]:
     """Training prompts made exactly as `posttrain run` makes them (same seed: same train/held-out split)."""
-    from posttrain.pipeline.quickstart import make_prompts
+    from posttrain.prompts.split import make_prompts
 
-    make_prompts(eval_run_config(cfg), out / "prompts")
+    make_prompts(cfg.prompts, cfg.train.seed, out / "prompts")
     return read_records(out / "prompts" / "train.jsonl", Prompt)
 
 
-def eval_run_config(cfg: CGPOConfig) -> RunConfig:
-    return RunConfig(
-        model=cfg.model.name,
-        seed=cfg.train.seed,
-        threads=cfg.train.threads,
-        prompts=cfg.prompts,
-        eval=cfg.eval,
-    )
+def evaluate_heldout(cfg: CGPOConfig, model: str, out: Path, eval_dir: Path) -> None:
+    """Greedy IFEval metrics on the held-out synthetic prompts (and the user's IFEval file, if given)."""
+    from posttrain.evals.greedy import evaluate_greedy, ifeval_prompts
+
+    sets = {"heldout": read_records(out / "prompts" / "heldout.jsonl", Prompt)}
+    if cfg.eval.ifeval_data:
+        sets["ifeval"] = ifeval_prompts(cfg.eval)
+    evaluate_greedy(model, sets, eval_dir, cfg.eval, seed=cfg.train.seed, threads=cfg.train.threads)
 
 
 def reference_baselines(
@@ -747,9 +748,7 @@ def train_cgpo(
     )
 
     if synthetic and cfg.evaluate and not (out / "eval_before" / "heldout" / "metrics.json").exists():
-        from posttrain.pipeline.quickstart import _greedy_eval
-
-        _greedy_eval(eval_run_config(cfg), cfg.model.name, out, out / "eval_before")
+        evaluate_heldout(cfg, cfg.model.name, out, out / "eval_before")
 
     # π_ref is the starting policy, frozen; a copy costs one model of memory and keeps the loop free of swaps.
     reference = copy.deepcopy(model).eval().requires_grad_(False)
@@ -834,10 +833,8 @@ def train_cgpo(
     model_dir = save_final(model, tokenizer, out, cfg.lora)
 
     if synthetic and cfg.evaluate:
-        from posttrain.pipeline.quickstart import _greedy_eval
-
         shutil.rmtree(out / "eval_after", ignore_errors=True)  # always the model just saved
-        _greedy_eval(eval_run_config(cfg), str(model_dir), out, out / "eval_after")
+        evaluate_heldout(cfg, str(model_dir), out, out / "eval_after")
     return TrainResult(
         output_dir=out,
         model_dir=model_dir,
