@@ -19,6 +19,7 @@ from posttrain.records import Prompt
 from posttrain.train.cgpo import (
     CGPOConfig,
     CGPOTask,
+    OnlineState,
     build_mixture,
     check_config,
     codpo_pair,
@@ -73,14 +74,12 @@ def prompts(n: int, task: str = "instruction_following") -> list[Prompt]:
     return [Prompt(prompt=f"Describe thing {i} in one sentence.", task=task) for i in range(n)]
 
 
-def make_ctx(tokenizer, model, texts, baseline=GOOD):
+def make_state(tokenizer, model, texts, baseline=GOOD):
     mixture = MixtureOfJudges(tasks={"instruction_following": TaskJudges([Lowercase()], LowerShare())})
     batch = prompts(2)
-    return batch, {
-        "model": model, "reference": copy.deepcopy(model).requires_grad_(False), "tokenizer": tokenizer,
-        "backend": FixedBackend(texts), "mixture": mixture, "baselines": {p.id: baseline for p in batch},
-        "pad": pad_token_id(tokenizer),
-    }  # fmt: skip
+    reference = copy.deepcopy(model).requires_grad_(False)
+    baselines = {p.id: baseline for p in batch}
+    return batch, OnlineState(model, reference, tokenizer, FixedBackend(texts), mixture, baselines)
 
 
 def logp(model, tokenizer, prompt: Prompt, text: str) -> float:
@@ -103,10 +102,10 @@ def one_update(model, lr=1e-2):
 
 @pytest.mark.parametrize("optimizer", ["crpg", "codpo", "crraft"])
 def test_each_optimizer_raises_satisfied_and_lowers_violated(tokenizer, tiny_model, optimizer):
-    batch, ctx = make_ctx(tokenizer, tiny_model, [GOOD, BAD])
+    batch, state = make_state(tokenizer, tiny_model, [GOOD, BAD])
     good0, bad0 = logp(tiny_model, tokenizer, batch[0], GOOD), logp(tiny_model, tokenizer, batch[0], BAD)
     task = CGPOTask(optimizer=optimizer, k=2, batch_size=2, lam=1.0)
-    row = task_step("instruction_following", task, batch, 0, ctx, cfg_for())
+    row = task_step("instruction_following", task, batch, 0, state, cfg_for())
     assert row["violation"] == 0.5 and row["violation/lowercase"] == 0.5
     assert row["kl"] == pytest.approx(0.0, abs=1e-4)  # policy == reference before the first update
     one_update(tiny_model)
@@ -118,9 +117,9 @@ def test_each_optimizer_raises_satisfied_and_lowers_violated(tokenizer, tiny_mod
 
 
 def test_violation_zeroes_the_crpg_reward(tokenizer, tiny_model):
-    batch, ctx = make_ctx(tokenizer, tiny_model, [BAD, BAD.replace("SMALL", "BIG")])
+    batch, state = make_state(tokenizer, tiny_model, [BAD, BAD.replace("SMALL", "BIG")])
     task = CGPOTask(optimizer="crpg", k=2, batch_size=2)
-    row = task_step("instruction_following", task, batch, 0, ctx, cfg_for())
+    row = task_step("instruction_following", task, batch, 0, state, cfg_for())
     assert row["violation"] == 1.0 and row["shaped_reward"] == 0.0
     assert row["calibrated_reward"] > 0  # the reward model still scores them; the constraint zeroes R_cr
     assert row["loss"] == 0.0
@@ -128,41 +127,41 @@ def test_violation_zeroes_the_crpg_reward(tokenizer, tiny_model):
 
 
 def test_a_cut_off_response_counts_as_violated(tokenizer, tiny_model):
-    batch, ctx = make_ctx(tokenizer, tiny_model, [GOOD, GOOD + " more"])
-    ctx["backend"].reasons = ["length", "length"]  # both satisfy the judge, both hit max_new_tokens
+    batch, state = make_state(tokenizer, tiny_model, [GOOD, GOOD + " more"])
+    state.backend.reasons = ["length", "length"]  # both satisfy the judge, both hit max_new_tokens
     task = CGPOTask(optimizer="crpg", k=2, batch_size=2)
-    row = task_step("instruction_following", task, batch, 0, ctx, cfg_for())
+    row = task_step("instruction_following", task, batch, 0, state, cfg_for())
     assert row["violation"] == 1.0 and row["truncated"] == 1.0 and row["violation/lowercase"] == 0.0
     assert row["shaped_reward"] == 0.0 and row["loss"] == 0.0
     cfg = cfg_for()
     cfg.generation.require_finished = False
-    row = task_step("instruction_following", task, batch, 0, ctx, cfg)
+    row = task_step("instruction_following", task, batch, 0, state, cfg)
     assert row["violation"] == 0.0 and row["shaped_reward"] > 0
 
 
 def test_crraft_uses_the_baseline_only_when_it_satisfies(tokenizer, tiny_model):
-    batch, ctx = make_ctx(tokenizer, tiny_model, [BAD, BAD], baseline=GOOD)
+    batch, state = make_state(tokenizer, tiny_model, [BAD, BAD], baseline=GOOD)
     before = logp(tiny_model, tokenizer, batch[0], GOOD)
-    row = task_step("instruction_following", CGPOTask(k=2, batch_size=2), batch, 0, ctx, cfg_for())
+    row = task_step("instruction_following", CGPOTask(k=2, batch_size=2), batch, 0, state, cfg_for())
     assert row["baseline_used"] == 2 and row["selected"] == 2 and row["skipped_prompts"] == 0
     one_update(tiny_model)
     assert logp(tiny_model, tokenizer, batch[0], GOOD) > before
 
-    batch, ctx = make_ctx(tokenizer, tiny_model, [BAD, BAD], baseline=BAD)
-    row = task_step("instruction_following", CGPOTask(k=2, batch_size=2), batch, 0, ctx, cfg_for())
+    batch, state = make_state(tokenizer, tiny_model, [BAD, BAD], baseline=BAD)
+    row = task_step("instruction_following", CGPOTask(k=2, batch_size=2), batch, 0, state, cfg_for())
     assert row["selected"] == 0 and row["skipped_prompts"] == 2 and row["loss"] == 0.0
 
 
 def test_codpo_takes_the_baseline_as_chosen_only_when_asked_and_it_satisfies(tokenizer, tiny_model):
     violated = ["THE answer is small and round.", BAD]  # both violate; the second has the lower reward
-    batch, ctx = make_ctx(tokenizer, tiny_model, violated, baseline=GOOD)
-    row = task_step("instruction_following", CGPOTask(optimizer="codpo", k=2, batch_size=2), batch, 0, ctx, cfg_for())
+    batch, state = make_state(tokenizer, tiny_model, violated, baseline=GOOD)
+    row = task_step("instruction_following", CGPOTask(optimizer="codpo", k=2, batch_size=2), batch, 0, state, cfg_for())
     assert row["pairs"] == 0 and row["skipped_prompts"] == 2 and row["loss"] == 0.0  # the paper: skip
 
     task = CGPOTask(optimizer="codpo", k=2, batch_size=2, baseline_chosen=True)
     good0 = logp(tiny_model, tokenizer, batch[0], GOOD)
     bad0 = logp(tiny_model, tokenizer, batch[0], violated[1])
-    row = task_step("instruction_following", task, batch, 0, ctx, cfg_for())
+    row = task_step("instruction_following", task, batch, 0, state, cfg_for())
     assert row["pairs"] == 2 and row["baseline_used"] == 2 and row["skipped_prompts"] == 0
     # Before any update the policy is the reference: the DPO margin is 0, so the loss is log 2 + λ·NLL(ā).
     nll = -good0 / render(tokenizer, batch[0].prompt, GOOD, 128, False).n_targets
@@ -172,8 +171,8 @@ def test_codpo_takes_the_baseline_as_chosen_only_when_asked_and_it_satisfies(tok
     assert logp(tiny_model, tokenizer, batch[0], GOOD) > good0
     assert logp(tiny_model, tokenizer, batch[0], violated[1]) < bad0
 
-    batch, ctx = make_ctx(tokenizer, tiny_model, violated, baseline=BAD)  # ā violates too: still skipped
-    row = task_step("instruction_following", task, batch, 0, ctx, cfg_for())
+    batch, state = make_state(tokenizer, tiny_model, violated, baseline=BAD)  # ā violates too: still skipped
+    row = task_step("instruction_following", task, batch, 0, state, cfg_for())
     assert row["pairs"] == 0 and row["skipped_prompts"] == 2
 
 
@@ -201,13 +200,13 @@ def test_crraft_choice_respects_the_kl_budget():
 def test_task_weight_scales_the_gradient(tokenizer, tiny_model):
     grads = []
     for weight in (1.0, 3.0, 0.0):
-        batch, ctx = make_ctx(tokenizer, tiny_model, [GOOD, BAD])
+        batch, state = make_state(tokenizer, tiny_model, [GOOD, BAD])
         task_step(
             "instruction_following",
             CGPOTask(optimizer="crpg", k=2, batch_size=2, weight=weight),
             batch,
             0,
-            ctx,
+            state,
             cfg_for(),
         )
         grads.append(torch.cat([p.grad.flatten() for p in tiny_model.parameters() if p.grad is not None]))

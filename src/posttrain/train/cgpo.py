@@ -434,6 +434,24 @@ def backward_in_parts(
 
 
 @dataclass
+class OnlineState:
+    """What every step of the online loop works with, set up once by `train_cgpo`."""
+
+    model: Any  # the policy being trained
+    reference: Any  # π_ref: the starting policy, frozen
+    tokenizer: Any
+    backend: Any  # samples from the current policy (or its bf16 copy)
+    mixture: MixtureOfJudges
+    baselines: dict[str, str]  # ā per prompt id
+    # log π_ref(ā|s) per prompt id, filled as CODPO's fallback needs them: ā and π_ref never change.
+    baseline_ref_logps: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def pad(self) -> int:
+        return pad_token_id(self.tokenizer)
+
+
+@dataclass
 class Rollout:
     """One task's batch after generation, judging and the no-grad log-prob passes; index i is the i-th response
     (prompt `prompt_of[i]`), grouped by prompt."""
@@ -479,17 +497,17 @@ def crpg_update(task: CGPOTask, r: Rollout) -> Update:
     return Update([s for i in use if (s := r.seqs[i]) is not None], 1, len(use), part_loss, stats)
 
 
-def baseline_target(prompt: Prompt, ctx: dict[str, Any], cfg: CGPOConfig) -> tuple[Sequence, float] | None:
+def baseline_target(prompt: Prompt, state: OnlineState, cfg: CGPOConfig) -> tuple[Sequence, float] | None:
     """ā as a training target, with its calibrated reward σ(r(ā) − r(ā)) = 0.5, when it satisfies every constraint."""
-    base = ctx["baselines"][prompt.id]
-    check = ctx["mixture"].evaluate([prompt], [base], baseline=[base])[0]
+    base = state.baselines[prompt.id]
+    check = state.mixture.evaluate([prompt], [base], baseline=[base])[0]
     if check.value != 1 or check.calibrated is None or not base.strip():
         return None
-    seq = render(ctx["tokenizer"], prompt.prompt, base, cfg.data.max_length, cfg.data.mask_format_tokens)
+    seq = render(state.tokenizer, prompt.prompt, base, cfg.data.max_length, cfg.data.mask_format_tokens)
     return (seq, check.calibrated) if seq is not None else None
 
 
-def codpo_update(task: CGPOTask, r: Rollout, ctx: dict[str, Any], cfg: CGPOConfig) -> Update:
+def codpo_update(task: CGPOTask, r: Rollout, state: OnlineState, cfg: CGPOConfig) -> Update:
     seqs: list[Sequence] = []
     ref: list[float] = []
     fallbacks = 0
@@ -505,12 +523,12 @@ def codpo_update(task: CGPOTask, r: Rollout, ctx: dict[str, Any], cfg: CGPOConfi
         violated = [i for i, v in zip(idx, ok, strict=True) if v is False]
         if not (task.baseline_chosen and violated and not any(v is True for v in ok)):
             continue
-        target = baseline_target(prompt, ctx, cfg)
+        target = baseline_target(prompt, state, cfg)
         if target is None:
             continue
         rejected = min(violated, key=lambda i: r.reward[i])
         seqs += [target[0], r.seqs[rejected]]  # type: ignore[list-item]
-        ref += [baseline_ref_logp(prompt, target[0], ctx, cfg), float(r.ref_logps[rejected])]
+        ref += [baseline_ref_logp(prompt, target[0], state, cfg), float(r.ref_logps[rejected])]
         fallbacks += 1
     ref_pairs = torch.tensor(ref, dtype=torch.float64).reshape(-1, 2)
 
@@ -526,15 +544,15 @@ def codpo_update(task: CGPOTask, r: Rollout, ctx: dict[str, Any], cfg: CGPOConfi
     return Update(seqs, 2, n, part_loss, stats)
 
 
-def baseline_ref_logp(prompt: Prompt, seq: Sequence, ctx: dict[str, Any], cfg: CGPOConfig) -> float:
+def baseline_ref_logp(prompt: Prompt, seq: Sequence, state: OnlineState, cfg: CGPOConfig) -> float:
     """log π_ref(ā|s): ā and π_ref never change, so once per prompt."""
-    cache = ctx.setdefault("baseline_ref_logps", {})
+    cache = state.baseline_ref_logps
     if prompt.id not in cache:
-        cache[prompt.id] = float(all_logps(ctx["reference"], [seq], 1, ctx["pad"], cfg)[0])
+        cache[prompt.id] = float(all_logps(state.reference, [seq], 1, state.pad, cfg)[0])
     return cache[prompt.id]
 
 
-def crraft_update(task: CGPOTask, r: Rollout, ctx: dict[str, Any], cfg: CGPOConfig) -> Update:
+def crraft_update(task: CGPOTask, r: Rollout, state: OnlineState, cfg: CGPOConfig) -> Update:
     seqs, weights, fallbacks = [], [], 0
     for b, prompt in enumerate(r.batch):
         idx = r.of_prompt(b)
@@ -546,7 +564,7 @@ def crraft_update(task: CGPOTask, r: Rollout, ctx: dict[str, Any], cfg: CGPOConf
             weights.append(r.calibrated[idx[pick]])
             continue
         # No response qualifies: train on ā, but only if it satisfies every constraint itself.
-        target = baseline_target(prompt, ctx, cfg)
+        target = baseline_target(prompt, state, cfg)
         if target is not None:
             seqs.append(target[0])
             weights.append(target[1])
@@ -560,23 +578,23 @@ def crraft_update(task: CGPOTask, r: Rollout, ctx: dict[str, Any], cfg: CGPOConf
     return Update(seqs, 1, len(seqs), part_loss, stats)
 
 
-def rollout(task: CGPOTask, batch: list[Prompt], step: int, ctx: dict[str, Any], cfg: CGPOConfig) -> Rollout:
+def rollout(task: CGPOTask, batch: list[Prompt], step: int, state: OnlineState, cfg: CGPOConfig) -> Rollout:
     """Algorithm 1, lines 3-6: K responses per prompt from the current policy, judged, with their log-ratios."""
-    model, gen = ctx["model"], cfg.generation
+    model, gen = state.model, cfg.generation
     per_forward = cfg.train.examples_per_forward or 10**9
     model.eval()
     seed = cfg.train.seed * 1_000_003 + step  # a resumed run samples what the uninterrupted one sampled
     params = SamplingParams(gen.max_new_tokens, gen.temperature, gen.top_p, seed=seed)
-    rows = ctx["backend"].generate([p.prompt for p in batch], task.k, params)
+    rows = state.backend.generate([p.prompt for p in batch], task.k, params)
     prompt_of = [b for b, row in enumerate(rows) for _ in row]
     completions = [c for row in rows for c in row]
-    results = ctx["mixture"].evaluate(
+    results = state.mixture.evaluate(
         [batch[b] for b in prompt_of],
         [c.text for c in completions],
-        baseline=[ctx["baselines"][batch[b].id] for b in prompt_of],
+        baseline=[state.baselines[batch[b].id] for b in prompt_of],
     )
     seqs = [
-        to_sequence(ctx["tokenizer"], batch[b], c, cfg.data)
+        to_sequence(state.tokenizer, batch[b], c, cfg.data)
         for b, c in zip(prompt_of, completions, strict=True)
     ]
     trainable = [s for s in seqs if s is not None]
@@ -584,8 +602,8 @@ def rollout(task: CGPOTask, batch: list[Prompt], step: int, ctx: dict[str, Any],
     policy_lp = torch.full((len(seqs),), float("nan"), dtype=torch.float64)
     ref_lp = policy_lp.clone()
     if trainable:
-        policy_lp[where] = all_logps(model, trainable, per_forward, ctx["pad"], cfg)
-        ref_lp[where] = all_logps(ctx["reference"], trainable, per_forward, ctx["pad"], cfg)
+        policy_lp[where] = all_logps(model, trainable, per_forward, state.pad, cfg)
+        ref_lp[where] = all_logps(state.reference, trainable, per_forward, state.pad, cfg)
     model.train()
     return Rollout(
         batch=batch,
@@ -608,25 +626,25 @@ def rollout(task: CGPOTask, batch: list[Prompt], step: int, ctx: dict[str, Any],
 
 
 def task_step(
-    name: str, task: CGPOTask, batch: list[Prompt], step: int, ctx: dict[str, Any], cfg: CGPOConfig
+    name: str, task: CGPOTask, batch: list[Prompt], step: int, state: OnlineState, cfg: CGPOConfig
 ) -> dict[str, Any]:
     """Generate, judge and backward one task's batch (Algorithm 1, lines 3-12); returns its metrics."""
-    r = rollout(task, batch, step, ctx, cfg)
+    r = rollout(task, batch, step, state, cfg)
     if task.optimizer == "crpg":
         update = crpg_update(task, r)
     elif task.optimizer == "codpo":
-        update = codpo_update(task, r, ctx, cfg)
+        update = codpo_update(task, r, state, cfg)
     else:
-        update = crraft_update(task, r, ctx, cfg)
+        update = crraft_update(task, r, state, cfg)
     n = max(update.n, 1)
     # Algorithm 1's (1/n)Σ over the task's units, times Algorithm 2's ρ_l.
     per_forward = cfg.train.examples_per_forward or 10**9
     loss_sum = backward_in_parts(
-        ctx["model"],
+        state.model,
         update.seqs,
         update.group,
         per_forward,
-        ctx["pad"],
+        state.pad,
         cfg,
         task.weight / n,
         update.part_loss,
@@ -645,7 +663,7 @@ def task_step(
         "tokens": sum(s.n_targets for s in trained),
         **update.stats,
     }
-    for judge in ctx["mixture"].task_judges(name).constraints:
+    for judge in state.mixture.task_judges(name).constraints:
         values = [res.judgments[judge.name].value for res in r.results]
         values = [v for v in values if v != -1]
         row[f"violation/{judge.name}"] = sum(v == 0 for v in values) / max(len(values), 1)
@@ -781,8 +799,7 @@ def train_cgpo(
         total_steps, step, ["loss", "violation", "calibrated_reward", "kl", "response_length"],
         enabled=loop.progress, title="cgpo",
     )  # fmt: skip
-    ctx = {"model": model, "reference": reference, "tokenizer": tokenizer, "backend": backend, "mixture": mixture,
-           "baselines": baselines, "pad": pad_token_id(tokenizer)}  # fmt: skip
+    state = OnlineState(model, reference, tokenizer, backend, mixture, baselines)
     started = time.perf_counter()
     tokens_seen = int(log.rows[-1].get("tokens_total", 0)) if log.rows else 0
     try:
@@ -797,7 +814,7 @@ def train_cgpo(
                     [0] * len(idx), task.batch_size, loop.seed, epoch, cfg.data.shuffle, False
                 )
                 batch = [prompts[idx[i]] for i in order[in_epoch]]
-                rows[name] = task_step(name, task, batch, step, ctx, cfg)
+                rows[name] = task_step(name, task, batch, step, state, cfg)
             grad_norm = (
                 float(
                     torch.nn.utils.clip_grad_norm_(
