@@ -2,10 +2,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 import pytest
 
-from posttrain.config import load_config
+from posttrain.config import build, load_config
 from posttrain.errors import InputError
 
 
@@ -13,6 +14,8 @@ from posttrain.errors import InputError
 class Optim:
     lr: float = 1e-5
     betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
+    schedule: Literal["cosine", "constant"] = "cosine"
+    report_to: list[Literal["tensorboard", "wandb"]] = field(default_factory=list)
 
 
 @dataclass
@@ -52,3 +55,19 @@ def test_bad_values_and_bad_yaml_are_clear_errors(tmp_path: Path):
         load_config(Recipe, broken)
     with pytest.raises(InputError, match="config file not found"):
         load_config(Recipe, tmp_path / "missing.yaml")
+
+
+def test_a_value_outside_a_literal_names_the_key_and_the_allowed_values(tmp_path: Path):
+    yaml_file = tmp_path / "r.yaml"
+    yaml_file.write_text("optim:\n  schedule: cosin\n")
+    allowed = r"Input should be 'cosine' or 'constant' \(got 'cosin'\)"
+    with pytest.raises(InputError, match=rf"{yaml_file}: config key 'optim.schedule': {allowed}"):
+        load_config(Recipe, yaml_file)
+    with pytest.raises(InputError, match=r"config key 'optim.report_to\[1\]': .*'wandb' \(got 'mlflow'\)"):
+        load_config(Recipe, None, ["optim.report_to=[tensorboard, mlflow]"])
+    # A section validated on its own is named by where it sits in the whole config.
+    with pytest.raises(InputError, match=r"config key 'tasks.chat.schedule': Input should be"):
+        build(Optim, {"schedule": "linear"}, prefix="tasks.chat.")
+    with pytest.raises(InputError, match=r"unknown config key 'tasks.chat.lrr'; did you mean 'tasks.chat.lr'"):
+        build(Optim, {"lrr": 1}, prefix="tasks.chat.")
+    assert load_config(Recipe, None, ["optim.schedule=constant"]).optim.schedule == "constant"

@@ -3,7 +3,8 @@
     cfg = load_config(DPOConfig, "recipes/dpo.yaml", ["train.lr=1e-6", "lora.r=16"])
 
 Unknown keys are errors that name the key and suggest the closest valid one; values are validated against the
-field types (pydantic), so `train.lr=fast` fails before any work starts.
+field types (pydantic), so `train.lr=fast` fails before any work starts, and a `Literal[...]` field names its
+allowed values (`train.scheduler=cosin`: "Input should be 'cosine', 'linear' or 'constant'").
 """
 
 from __future__ import annotations
@@ -102,14 +103,20 @@ def check_keys(cls: type, data: dict[str, Any], source: str | Path | None, prefi
             check_keys(nested, value, source, prefix=f"{full}.")
 
 
-def build(cls: type[C], data: dict[str, Any], source: str | Path | None = None) -> C:
-    check_keys(cls, data, source)
+def build(cls: type[C], data: dict[str, Any], source: str | Path | None = None, prefix: str = "") -> C:
+    """`cls` from `data`; `prefix` is where `data` sits in the whole config (e.g. "tasks.chat."), for messages."""
+    check_keys(cls, data, source, prefix)
     try:
         return TypeAdapter(cls).validate_python(data)
     except ValidationError as err:
         first = err.errors()[0]
-        key = ".".join(str(x) for x in first["loc"])
+        key = prefix + _dotted(first["loc"])
         raise InputError(f"config key '{key}': {first['msg']} (got {first.get('input')!r})", source) from None
+
+
+def _dotted(loc: tuple[int | str, ...]) -> str:
+    """pydantic's location as a key path, list indices in brackets: ("train", "report_to", 0) -> train.report_to[0]."""
+    return "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in loc).lstrip(".")
 
 
 def load_config(cls: type[C], path: str | Path | None = None, overrides: list[str] | None = None) -> C:

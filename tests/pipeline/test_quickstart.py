@@ -75,4 +75,6 @@ def test_bad_recipe_key_exits_2_before_any_work(tmp_path: Path, capsys):
     assert "did you mean 'sample.n'" in capsys.readouterr().err
     assert main(["run", str(RECIPE), f"runs_dir={tmp_path}", "pairs.method=rs+beam"]) == 2
     assert "pairs.method must be rs, mcts, repair" in capsys.readouterr().err
+    assert main(["run", str(RECIPE), f"runs_dir={tmp_path}", "sample.dtype=float16x"]) == 2
+    assert "config key 'sample.dtype': Input should be 'auto', 'float32' or 'bfloat16'" in capsys.readouterr().err
     assert not any(tmp_path.iterdir())

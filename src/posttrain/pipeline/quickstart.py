@@ -25,7 +25,7 @@ import json
 from dataclasses import asdict, dataclass, field, replace
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from posttrain.errors import InputError
 from posttrain.evals.greedy import EvalSection
@@ -48,19 +48,21 @@ class SampleSection:
     max_new_tokens: int = 128
     temperature: float = 0.8
     top_p: float = 0.95
-    dtype: str = "auto"  # bf16 where the CPU computes it natively (faster sampling); evaluation always runs fp32
+    # auto: bf16 where the CPU computes it natively (faster sampling); evaluation always runs fp32
+    dtype: Literal["auto", "float32", "bfloat16"] = "auto"
     batch_prompts: int = 8  # prompts per generation batch (each sampled n times: n * batch_prompts rows)
 
 
 @dataclass
 class JudgeSection:
-    mode: str = "fixed"  # constraint checking for training rewards: "fixed" (bugs fixed) or "ifeval" (reference)
+    # constraint checking for training rewards: "fixed" (bugs fixed) or "ifeval" (reference)
+    mode: Literal["fixed", "ifeval"] = "fixed"
 
 
 @dataclass
 class PairsSection:
     method: str = "rs"  # rs | mcts | repair, or several joined by "+" (e.g. rs+repair); "both" = rs+mcts
-    contrast: str = "high"  # rs: high | low | mixed | cgpo
+    contrast: Literal["high", "low", "mixed", "cgpo"] = "high"  # rs only
     mixed_high_ratio: float = 0.5
     require_finished: bool = True  # rs: a sample cut off by sample.max_new_tokens is never chosen as satisfied
     repair_per_prompt: int = 2  # repair: at most this many repaired pairs per prompt
@@ -84,7 +86,8 @@ class RunConfig:
     model: str = "embedded"  # "embedded" or a local HF model directory
     seed: int = 0
     threads: int | None = None  # torch threads (default: all available cores)
-    optimize: str = "dpo"  # dpo (on pairs) | sft (on verified targets) | sft+dpo (SFT, then DPO from the SFT model)
+    # dpo (on pairs) | sft (on verified targets) | sft+dpo (SFT, then DPO from the SFT model)
+    optimize: Literal["dpo", "sft", "sft+dpo"] = "dpo"
     rounds: int = 1  # on-policy rounds: each samples its slice of the training prompts from the latest model
     prompts: PromptsSection = field(default_factory=PromptsSection)
     sample: SampleSection = field(default_factory=SampleSection)

