@@ -1,14 +1,17 @@
 """CGPO on tiny models: each optimizer moves log-probs the documented way on a hand-made batch, the selection
-rules and their fallbacks, multi-task weighting, bad input, and resume after an interruption."""
+rules and their fallbacks, multi-task weighting, bad input, resume after an interruption, experiment tracking and
+the model card."""
 
 from __future__ import annotations
 
 import copy
 import json
 import math
+from dataclasses import asdict
 
 import pytest
 import torch
+import yaml
 
 from posttrain.config import load_config
 from posttrain.errors import InputError
@@ -30,7 +33,7 @@ from posttrain.train.cgpo import (
     task_step,
     train_cgpo,
 )
-from posttrain.train.data import collate, pad_token_id, render
+from posttrain.train.data import Source, collate, pad_token_id, render
 from posttrain.train.logprobs import sequence_logps, token_logps
 
 GOOD, BAD = "the answer is small and round.", "THE ANSWER IS SMALL AND ROUND."
@@ -334,6 +337,33 @@ def test_multi_task_runs_each_task_with_its_optimizer(tiny_model_dir, tmp_path):
     row = result.metrics[0]
     assert {"instruction_following/loss", "chat/loss", "chat/pairs", "chat/violation/refusal"} <= set(row)
     assert row["loss"] == pytest.approx(row["instruction_following/loss"] + row["chat/loss"])
+
+
+def test_a_run_reports_to_tensorboard_and_its_model_has_a_card(tiny_model_dir, tmp_path):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    out = tmp_path / "run"
+    cfg = run_config(tiny_model_dir, out, "train.max_steps=1", "train.report_to=[tensorboard]")
+    result = train_cgpo(cfg, IF_PROMPTS, Source("data/prompts.jsonl", [1, 2, 3, 4]))
+
+    card = (result.model_dir / "README.md").read_text()
+    fingerprint = json.loads((out / "run.json").read_text())["fingerprint"]
+    for fact in [
+        "- posttrain\n- cgpo\n",
+        f"- base model: `{tiny_model_dir}`",
+        "- recipe: `cgpo`",
+        "- data: 4 examples from `data/prompts.jsonl`",
+        f"- run fingerprint: `{fingerprint}`",
+        f"- training: 1 optimizer steps, {result.tokens} tokens, final loss {result.metrics[-1]['loss']:.4f}",
+    ]:
+        assert fact in card
+    assert yaml.safe_load(card.split("```yaml\n")[1].split("```")[0]) == asdict(cfg)
+
+    events = EventAccumulator(str(out / "tensorboard"))
+    events.Reload()
+    logged = events.Scalars("violation/ifeval")
+    assert [e.step for e in logged] == [1]
+    assert logged[0].value == pytest.approx(result.metrics[0]["violation/ifeval"])
 
 
 def test_bad_input_is_an_input_error(tiny_model_dir, tmp_path):

@@ -29,7 +29,9 @@ is evaluated greedily before and after training (`<out>/eval_before`, `<out>/eva
 
 Checkpoints every `train.save_every` steps hold the weights, optimizer, schedule and RNG; a rerun resumes from
 the last one and, since every step's sampling is seeded by (train.seed, step), repeats the same trajectory.
-Single process only: generation runs in-process on the trained weights.
+Single process only: generation runs in-process on the trained weights. Metrics go to `<out>/metrics.jsonl` and
+the `train.report_to` trackers; the final model at `<out>/model` carries a model card (README.md), as the offline
+recipes' do.
 """
 
 from __future__ import annotations
@@ -71,6 +73,7 @@ from posttrain.train.runtime import (
     LoopConfig,
     LoRAConfig,
     MetricsLog,
+    ModelCard,
     ModelConfig,
     Progress,
     TrainResult,
@@ -777,7 +780,7 @@ def train_cgpo(
     sampled_eval = synthetic and cfg.evaluate and cfg.heldout_k > 0
     if sampled_eval and step == 0 and not (out / "heldout_sampled_before.json").exists():  # of π_ref only
         heldout_violation(backend, mixture, cfg, out, "before")
-    log = MetricsLog(out / "metrics.jsonl", step, enabled=True)
+    log = MetricsLog(out / "metrics.jsonl", step, enabled=True, report_to=loop.report_to, config=asdict(cfg))
     bar = Progress(
         total_steps, step, ["loss", "violation", "calibrated_reward", "kl", "response_length"],
         enabled=loop.progress, title="cgpo",
@@ -830,14 +833,9 @@ def train_cgpo(
     model.eval()
     if sampled_eval:
         heldout_violation(backend, mixture, cfg, out, "after")
-    model_dir = save_final(model, tokenizer, out, cfg.lora)
-
-    if synthetic and cfg.evaluate:
-        shutil.rmtree(out / "eval_after", ignore_errors=True)  # always the model just saved
-        evaluate_heldout(cfg, str(model_dir), out, out / "eval_after")
-    return TrainResult(
+    result = TrainResult(
         output_dir=out,
-        model_dir=model_dir,
+        model_dir=out / "model",
         metrics_path=out / "metrics.jsonl",
         metrics=log.rows,
         steps=step,
@@ -845,3 +843,10 @@ def train_cgpo(
         tokens=tokens_seen,
         skipped=len(prompts) - len(used),
     )
+    data_path = str(out / "prompts" / "train.jsonl") if synthetic else source.path
+    save_final(model, tokenizer, out, cfg.lora, ModelCard("cgpo", cfg, fingerprint, len(used), data_path, result))
+
+    if synthetic and cfg.evaluate:
+        shutil.rmtree(out / "eval_after", ignore_errors=True)  # always the model just saved
+        evaluate_heldout(cfg, str(result.model_dir), out, out / "eval_after")
+    return result
