@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from posttrain.cli.main import main
-from posttrain.records import Pair, read_records
+from posttrain.records import Pair, Sample, read_records
 
 TINY = [
     "prompts.n_train=8", "prompts.n_heldout=3", "prompts.constraints=1-2", "sample.n=4", "sample.max_new_tokens=48",
@@ -78,3 +78,25 @@ def test_bad_recipe_key_exits_2_before_any_work(tmp_path: Path, capsys):
     assert main(["run", str(RECIPE), f"runs_dir={tmp_path}", "sample.dtype=float16x"]) == 2
     assert "config key 'sample.dtype': Input should be 'auto', 'float32' or 'bfloat16'" in capsys.readouterr().err
     assert not any(tmp_path.iterdir())
+
+
+@pytest.mark.model
+def test_two_rounds_of_sft_on_verified_targets(tmp_path: Path):
+    """Round 2 samples from round 1's model and trains on from it; SFT rows are verified targets."""
+    args = ["run", str(RECIPE), f"runs_dir={tmp_path}", "name=rounds", "optimize=sft", "rounds=2",
+            "prompts.n_train=4", "prompts.n_heldout=2", "prompts.constraints=1-1", "sample.n=2",
+            "sample.max_new_tokens=32", "sft.train.batch_size=1", "sft.train.epochs=1", "sft.data.max_length=192",
+            "eval.max_new_tokens=16", "eval.examples=1"]  # fmt: skip
+    assert main(args) == 0
+    run_dir = tmp_path / "rounds"
+    round2 = read_records(run_dir / "round2" / "sample" / "samples.jsonl", Sample)
+    assert {s.model for s in round2} == {str(run_dir / "round1" / "train" / "sft" / "model")}
+    round1_prompts = {s.prompt_id for s in read_records(run_dir / "round1" / "sample" / "samples.jsonl", Sample)}
+    assert round1_prompts.isdisjoint({s.prompt_id for s in round2})  # each round its own slice of the prompts
+    for rd in ("round1", "round2"):
+        stats = json.loads((run_dir / rd / "targets" / "stats.json").read_text())
+        assert stats["prompts"] == 2 and stats["sampled"] + stats["repaired"] + stats["without_target"] == 2
+    assert not (run_dir / "pairs").exists() and (run_dir / "round2" / "train" / "sft" / "model").is_dir()
+    summary = json.loads((run_dir / "report" / "summary.json").read_text())
+    assert {r["phase"] for r in summary["training"]} <= {"round1/sft", "round2/sft"}
+    assert "SFT targets" in (run_dir / "report.html").read_text()
