@@ -129,3 +129,21 @@ def test_forked_workers_from_the_cli_match_in_process(tmp_path):
     assert done.returncode == 0, done.stderr
     forked = read_records(tmp_path / "b.jsonl", Verdict)
     assert sorted(str(v.model_dump()) for v in forked) == sorted(str(v.model_dump()) for v in inline)
+
+
+def test_judge_files_is_the_stage_and_equals_the_in_memory_judge(tmp_path):
+    """`posttrain run` and `posttrain judge` share `judge_files`; its verdicts are the library judge's, and a rerun
+    judges nothing new."""
+    from posttrain.judges import get_judge, judge_samples
+    from posttrain.judges.runner import judge_files
+
+    samples, prompts = make_files(tmp_path)
+    cfg = JudgeRunConfig(judges={"ifeval": {"mode": "fixed"}})
+    full, todo, skipped = judge_files(samples, prompts, tmp_path / "v.jsonl", cfg)
+    assert (full.total, todo.total, skipped) == (8, 8, 0)
+    written = read_records(tmp_path / "v.jsonl", Verdict)
+    by_id = {p.id: p for p in read_records(prompts, Prompt)}
+    expected = judge_samples(get_judge("ifeval", mode="fixed"), read_records(samples, Sample), by_id)
+    assert sorted((v.model_dump() for v in written), key=str) == sorted((v.model_dump() for v in expected), key=str)
+    _, todo, skipped = judge_files(samples, prompts, tmp_path / "v.jsonl", cfg)
+    assert (todo.total, skipped) == (0, 8)

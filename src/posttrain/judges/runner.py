@@ -196,6 +196,28 @@ def execute(
             advance(name, len(chunk))
 
 
+def judge_files(
+    samples: str | Path,
+    prompts: str | Path | None,
+    out: Path,
+    cfg: JudgeRunConfig,
+    progress: Callable[[Plan], Any] | None = None,
+) -> tuple[Plan, Plan, int]:
+    """The judge stage, as `posttrain judge` and `posttrain run` both run it: every input checked before `out` is
+    opened, then the verdicts not yet in `out` (resume) written. `progress(plan)` may return a context manager
+    whose value is the `advance(judge, n)` callback. Returns (the full plan, what was judged now, how many verdicts
+    were already there)."""
+    import contextlib
+
+    full_plan = plan(read_located(samples, Sample), read_located(prompts, Prompt) if prompts else None, cfg)
+    with RecordWriter(out) as writer:
+        todo, skipped = full_plan.without(writer.done)
+        if todo.total:
+            with progress(todo) if progress else contextlib.nullcontext(None) as advance:
+                execute(todo, writer, cfg, advance or (lambda _name, _n: None))
+    return full_plan, todo, skipped
+
+
 def _build(name: str, kind: str, options: dict[str, Any]) -> Judge:
     judge = get_judge(kind, **options)
     judge.name = name

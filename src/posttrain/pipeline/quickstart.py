@@ -158,14 +158,12 @@ def sample_train(cfg: RunConfig, run_dir: Path, round_index: int, out: Path) -> 
 
 
 def judge_samples(cfg: RunConfig, run_dir: Path, round_dir: str, out: Path) -> None:
-    from posttrain.judges import get_judge
-    from posttrain.judges import judge_samples as judge_records
+    """The same stage as `posttrain judge --judges ifeval` (checked inputs, resumable, worker processes)."""
+    from posttrain.judges.runner import JudgeRunConfig, judge_files
 
-    prompts = {p.id: p for p in read_records(run_dir / "prompts" / "train.jsonl", Prompt)}
-    samples = read_records(run_dir / round_dir / "sample" / "samples.jsonl", Sample)
-    with RecordWriter(out / "verdicts.jsonl", fresh=True) as writer:
-        for verdict in judge_records(get_judge("ifeval", mode=cfg.judge.mode), samples, prompts):
-            writer.write(verdict)
+    judges = JudgeRunConfig(judges={"ifeval": {"mode": cfg.judge.mode}})
+    judge_files(run_dir / round_dir / "sample" / "samples.jsonl", run_dir / "prompts" / "train.jsonl",
+                out / "verdicts.jsonl", judges)  # fmt: skip
 
 
 def build_pairs(cfg: RunConfig, run_dir: Path, round_dir: str, round_index: int, out: Path) -> None:
@@ -270,9 +268,7 @@ def build_stages(cfg: RunConfig, timings: list[dict[str, Any]]) -> list[Stage]:
     run_dir = cfg.run_dir
     common = {"model": cfg.model, "seed": cfg.seed}
     stages = [
-        Stage("prompts", partial(make_prompts, cfg.prompts, cfg.seed), {"seed": cfg.seed, "prompts": asdict(cfg.prompts)}),
-        Stage("eval_before", partial(evaluate_model, cfg, cfg.model, run_dir), {**common, "eval": asdict(cfg.eval)},
-              after=["prompts"]),  # fmt: skip
+        Stage("prompts", partial(make_prompts, cfg.prompts, cfg.seed), {"seed": cfg.seed, "prompts": asdict(cfg.prompts)})
     ]
     rounds = round_dirs(cfg)
     for k, rd in enumerate(rounds):
@@ -297,7 +293,11 @@ def build_stages(cfg: RunConfig, timings: list[dict[str, Any]]) -> list[Stage]:
         stages.append(Stage(f"{rd}train", partial(train_policy, cfg, run_dir, rd, k), train_cfg,
                             after=[*inputs, *previous]))  # fmt: skip
     trained = f"{rounds[-1]}train"
+    # Both evaluations come after training: the training stages' wall time is the recipe's own (the evaluation of the
+    # starting model is usually a cache hit anyway), and a run can be stopped after training and evaluated later.
     stages += [
+        Stage("eval_before", partial(evaluate_model, cfg, cfg.model, run_dir), {**common, "eval": asdict(cfg.eval)},
+              after=["prompts"]),  # fmt: skip
         Stage("eval_after", partial(evaluate_model, cfg, str(trained_model_dir(cfg, run_dir)), run_dir),
               {"eval": asdict(cfg.eval)}, after=[trained, "prompts"]),  # fmt: skip
         Stage("report", partial(write_run_report, cfg, run_dir, timings=timings), {"v": 2},
