@@ -66,3 +66,34 @@ def test_the_command_runs_under_jemalloc():
 
 def test_the_command_keeps_the_system_malloc_when_told():
     assert "malloc: system" in _version_line(POSTTRAIN_ALLOCATOR="system")
+
+
+@pytest.mark.parametrize("args", [[], ["--help"], ["eval", "ifeval", "--help"]])
+def test_help_is_printed_without_re_executing(found, monkeypatch, args):
+    # Help text is the same under any malloc; a second interpreter start would only slow `posttrain --help` down.
+    monkeypatch.setattr(launch.sys, "argv", ["posttrain", *args])
+    assert _executes(monkeypatch) is False
+
+
+def test_a_command_re_executes_under_jemalloc(found, monkeypatch):
+    monkeypatch.setattr(launch.sys, "argv", ["posttrain", "sample", "--prompts", "p.jsonl"])
+    assert _executes(monkeypatch) is True
+
+
+def _executes(monkeypatch) -> bool:
+    """Whether `launch.entry()` re-executes the process (the CLI itself is replaced by a no-op)."""
+    for name in ("POSTTRAIN_ALLOCATOR_SET", "POSTTRAIN_ALLOCATOR", "LD_PRELOAD"):
+        monkeypatch.delenv(name, raising=False)
+    calls: list[str] = []
+
+    def execve(path, argv, env):
+        calls.append(env["LD_PRELOAD"])
+        raise SystemExit(0)  # what a real exec would look like from here: this process runs no further
+
+    monkeypatch.setattr(launch.os, "execve", execve)
+    monkeypatch.setattr("posttrain.cli.main.entry", lambda: None)
+    try:
+        launch.entry()
+    except SystemExit:
+        pass
+    return bool(calls)

@@ -8,7 +8,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from posttrain.constraints import MODES
+from posttrain.cli.choices import CHECKER_MODES
 from posttrain.errors import InputError
 
 
@@ -26,7 +26,7 @@ def register(app: typer.Typer) -> None:
             None, "--out", help="Directory for metrics.json and eval_results_*.jsonl."
         ),
         mode: str = typer.Option(
-            "ifeval", help=f"Checker mode: {' or '.join(MODES)} (reference bugs repaired)."
+            "ifeval", help=f"Checker mode: {' or '.join(CHECKER_MODES)} (reference bugs repaired)."
         ),
         strip_thinking: bool = typer.Option(
             True, "--strip-thinking/--keep-thinking", help="Remove <think>...</think> before checking."
@@ -37,6 +37,7 @@ def register(app: typer.Typer) -> None:
 
         Example: posttrain eval ifeval --data input_data.jsonl --responses responses.jsonl --out results/ifeval
         """
+        from posttrain.constraints import MODES
         from posttrain.evals.ifeval import evaluate_ifeval, load_and_validate
 
         if mode not in MODES:

@@ -8,6 +8,8 @@ returns freed pages to the system after a short delay and fragments less. PyTorc
 
 The allocator can only be chosen before the process starts, so the command re-executes itself once with
 `LD_PRELOAD` set. `POSTTRAIN_ALLOCATOR=system` keeps the C library's malloc; a `MALLOC_CONF` already set is kept.
+A request for help only prints text, the same under either malloc, so it runs as is and `posttrain --help` does not
+pay for a second interpreter start (bench/startup.py measures what that costs).
 Only on Linux, and only if the library is installed (Debian: `apt-get install libjemalloc2`; the install script
 does it); otherwise the command runs as is. No heavy imports here: this runs before the CLI is loaded.
 """
@@ -17,7 +19,7 @@ from __future__ import annotations
 import ctypes.util
 import os
 import sys
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 # Freed pages go back to the system after 2 s (jemalloc's default is 10 s, then 10 s more as "muzzy" pages).
 MALLOC_CONF = "dirty_decay_ms:2000,muzzy_decay_ms:0"
@@ -46,8 +48,14 @@ def jemalloc_env(environ: Mapping[str, str]) -> dict[str, str] | None:
     }
 
 
+def asks_for_help(args: Sequence[str]) -> bool:
+    """`posttrain` alone, or `--help` anywhere (`posttrain eval ifeval --help`): the command prints help and exits.
+    An option value spelled `--help` (`--stop --help`) runs the command under the C library's malloc, nothing else."""
+    return not args or "--help" in args
+
+
 def entry() -> None:
-    env = jemalloc_env(os.environ)
+    env = None if asks_for_help(sys.argv[1:]) else jemalloc_env(os.environ)
     if env is not None:
         sys.stdout.flush()
         os.execve(sys.executable, [sys.executable, *sys.orig_argv[1:]], env)

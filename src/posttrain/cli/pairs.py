@@ -4,25 +4,17 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from posttrain.constraints import MODES
+from posttrain.cli.choices import CONTRASTS
 from posttrain.errors import InputError
-from posttrain.pairs.mcts import MCTSConfig, constraint_scorer, mcts_pairs
-from posttrain.pairs.rejection import CONTRASTS, rejection_sampling_pairs
-from posttrain.records import (
-    Pair,
-    Prompt,
-    RecordWriter,
-    Sample,
-    Verdict,
-    atomic_write_text,
-    read_records,
-    write_records,
-)
+
+if TYPE_CHECKING:
+    from posttrain.pairs.mcts import MCTSConfig
 
 METHODS = ("rs", "mcts", "repair")
 
@@ -72,6 +64,8 @@ def register(app: typer.Typer) -> None:
         if method == "mcts":
             if prompts is None:
                 raise InputError("--method mcts needs --prompts (the prompts to search)")
+            from posttrain.pairs.mcts import MCTSConfig
+
             config = MCTSConfig(
                 simulations=simulations, branching=branching, max_depth=max_depth, segment=segment,
                 rollouts=rollouts, rollout_max_tokens=rollout_max_tokens, root_pairs=root_pairs, seed=seed,
@@ -85,6 +79,9 @@ def register(app: typer.Typer) -> None:
             return
         if samples is None or verdicts is None:
             raise InputError("--method rs needs --samples and --verdicts")
+        from posttrain.pairs.rejection import rejection_sampling_pairs
+        from posttrain.records import Prompt, Sample, Verdict, atomic_write_text, read_records, write_records
+
         sample_rows = read_records(samples, Sample)
         verdict_rows = read_records(verdicts, Verdict)
         prompt_rows = {p.id: p for p in read_records(prompts, Prompt)} if prompts else None
@@ -102,7 +99,9 @@ def register(app: typer.Typer) -> None:
 
 
 def _repair(prompts_path: Path, samples_path: Path, out: Path, per_prompt: int, mode: str, seed: int) -> None:
+    from posttrain.constraints import MODES
     from posttrain.pairs.repair import repair_pairs
+    from posttrain.records import Prompt, Sample, atomic_write_text, read_records, write_records
 
     if mode not in MODES:
         raise InputError(f"unknown judge mode '{mode}'; choose one of {', '.join(MODES)}")
@@ -126,8 +125,11 @@ def _repair(prompts_path: Path, samples_path: Path, out: Path, per_prompt: int, 
 def _mcts(prompts_path: Path, out: Path, model: str, config: MCTSConfig, judge_mode: str) -> None:
     """Search every prompt; pairs are written per prompt, so a rerun after a crash skips the prompts that gave
     pairs (the search is deterministic per prompt, so re-searching one that gave none gives none again)."""
+    from posttrain.constraints import MODES
     from posttrain.models import SamplingParams, load_backend
+    from posttrain.pairs.mcts import constraint_scorer, mcts_pairs
     from posttrain.progress import generation_progress
+    from posttrain.records import Pair, Prompt, RecordWriter, atomic_write_text, read_records
     from posttrain.sampling import written_rows
 
     if judge_mode not in MODES:

@@ -9,7 +9,6 @@ from typing import Any
 import typer
 from rich.console import Console
 
-from posttrain import config as config_lib
 from posttrain.errors import InputError
 
 
@@ -70,6 +69,7 @@ def register(app: typer.Typer) -> None:
 
         Example: posttrain prompts synth --n 48000 --constraints 1-5 --seed 0 --out prompts.jsonl
         """
+        from posttrain import config as config_lib
         from posttrain.prompts.stats import compute_stats, print_stats, save_stats
         from posttrain.prompts.synth import SynthConfig, Synthesizer, read_seed_tasks, to_record, unverifiable
         from posttrain.records import write_records

@@ -7,8 +7,6 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
-from posttrain.config import load_config
-
 
 def register(app: typer.Typer) -> None:
     @app.command("run")
@@ -23,6 +21,7 @@ def register(app: typer.Typer) -> None:
 
         Example: posttrain run recipes/quickstart.yaml name=try2 sample.n=6 --from pairs
         """
+        from posttrain.config import load_config
         from posttrain.pipeline.quickstart import RunConfig, build_stages
         from posttrain.pipeline.runner import run_stages
 

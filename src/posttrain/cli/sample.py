@@ -10,10 +10,6 @@ import typer
 from rich.console import Console
 
 from posttrain.errors import InputError
-from posttrain.models.backend import SamplingParams
-from posttrain.progress import generation_progress
-from posttrain.records import Prompt, read_records
-from posttrain.sampling import check_resumable, sample_prompts
 
 
 def register(app: typer.Typer) -> None:
@@ -50,7 +46,10 @@ def register(app: typer.Typer) -> None:
 
         Example: posttrain sample --prompts prompts.jsonl --model embedded --n 4 --max-new-tokens 256 --out samples.jsonl
         """
-        from posttrain.models import load_backend
+        from posttrain.models import SamplingParams, load_backend
+        from posttrain.progress import generation_progress
+        from posttrain.records import Prompt, read_records
+        from posttrain.sampling import check_resumable, sample_prompts
 
         if n < 1 or batch_size < 1 or concurrency < 1:
             raise InputError("--n, --batch-size and --concurrency must be at least 1")

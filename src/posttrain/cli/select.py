@@ -10,11 +10,11 @@ from typing import Any
 import typer
 from rich.console import Console
 
-from posttrain import config as config_lib
 from posttrain.errors import InputError
 
 
 def _config(config: Path | None, overrides: list[str], flags: dict[str, Any]) -> Any:
+    from posttrain import config as config_lib
     from posttrain.select.run import SelectConfig
 
     data: dict[str, Any] = config_lib.read_yaml(config) if config else {}
@@ -183,6 +183,7 @@ def register(app: typer.Typer) -> None:
 
         Example: posttrain select replicate --config recipes/select_replication.yaml
         """
+        from posttrain import config as config_lib
         from posttrain.select.replication import ReplicationConfig, replicate
 
         cfg = config_lib.load_config(ReplicationConfig, config, overrides)
