@@ -11,6 +11,12 @@ answer is the language with the highest mean over the trials. Where the time goe
 - the trials replay langdetect's own random stream (Python's Mersenne Twister from seed 0, drawn in bulk through
   numpy's identical MT19937) in a compiled loop that performs the same floating-point operations in the same order
   (sequential sums, no fused or reordered arithmetic), so every probability is bit-identical.
+- langdetect parses its 55 JSON profiles into an 87k-entry dict of lists on first use, in every process; the
+  trials need them as one matrix. The matrix, the n-grams and the language order are kept in the user cache dir
+  (`POSTTRAIN_CACHE` overrides it), keyed by the profile files as langdetect lists them, so a later process reads
+  one small file instead; any mismatch or unreadable file rebuilds it from langdetect.
+- the compiled trial is cached on disk by numba (`cache=True`: beside this file, or numba's user-wide cache dir when
+  the package directory is read-only), so a process loads machine code instead of compiling it.
 
 URL/e-mail removal, Vietnamese normalisation, the 10,000-character cut and the Latin filter stay langdetect's own.
 Parity tests compare with langdetect itself (tests/constraints/test_language.py).
@@ -19,20 +25,26 @@ Parity tests compare with langdetect itself (tests/constraints/test_language.py)
 from __future__ import annotations
 
 import functools
+import hashlib
 import math
+import os
 import random
+import tempfile
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 _STREAM_WORDS = 1 << 16  # grows on demand: 7 trials of <= 1001 picks rarely need more than ~16k draws
+_TABLES_FORMAT = 1  # part of the cache key: bump when the file's layout changes
 
 
 @functools.lru_cache(maxsize=4096)
 def detect_language(text: str) -> str | None:
     """langdetect's `detect(text)` with seed 0, or None where it raises (no letters, empty, ...)."""
-    factory = _factory()
-    detector = factory.create()
+    detector = _detector_factory().create()
     detector.append(text)
     detector.cleaning_text()
     ngrams = extract_ngrams(detector.text)
@@ -78,7 +90,7 @@ def _word_ngrams(word: str, space_after: bool) -> tuple[str, ...]:
     read while the word has two uppercase characters in a row (and no lowercase since) yields nothing."""
     if not word:
         return ()
-    known = _factory().word_lang_prob_map
+    known = _tables().row_of
     out = []
     buffer, capital, last = " ", False, " "
     for ch in word:
@@ -95,6 +107,7 @@ def _word_ngrams(word: str, space_after: bool) -> tuple[str, ...]:
 
 @functools.cache
 def _factory() -> Any:
+    """langdetect's own factory with its profiles loaded, as `langdetect.detect` builds it (slow: see `_tables`)."""
     from langdetect.detector_factory import PROFILES_DIRECTORY, DetectorFactory
 
     factory = DetectorFactory()
@@ -104,11 +117,93 @@ def _factory() -> Any:
 
 
 @functools.cache
-def _profile_matrix() -> tuple[np.ndarray, dict[str, int]]:
-    """langdetect's n-gram probability lists as one matrix, and each n-gram's row."""
+def _detector_factory() -> Any:
+    """A factory for the Detectors `detect_language` uses to clean text and read constants from: it needs the
+    language list only, since n-grams and probabilities come from `_tables()`. Its n-gram map stays empty, so a
+    Detector made here cannot run langdetect's own detection by mistake (it finds no features)."""
+    from langdetect.detector_factory import DetectorFactory
+
+    factory = DetectorFactory()
+    factory.langlist = list(_tables().langlist)
+    factory.set_seed(0)
+    return factory
+
+
+@dataclass(frozen=True)
+class ProfileTables:
+    """langdetect's profiles as the trials use them: `matrix[row_of[ngram]]` is the n-gram's probability in each
+    language of `langlist` (langdetect's order, which breaks ties between equally likely languages)."""
+
+    langlist: tuple[str, ...]
+    row_of: dict[str, int]
+    matrix: np.ndarray
+
+
+@functools.cache
+def _tables() -> ProfileTables:
+    """From the cache file when it was written for the installed profiles, else built from langdetect and cached."""
+    path = _tables_path()
+    try:
+        return read_tables(path)
+    except (OSError, EOFError, ValueError, KeyError, IndexError, zipfile.BadZipFile):  # missing, torn, unreadable
+        pass
+    tables = tables_from_langdetect()
+    try:
+        write_tables(tables, path)
+    except OSError:  # a read-only or full cache dir costs the next process a rebuild, nothing more
+        pass
+    return tables
+
+
+def tables_from_langdetect() -> ProfileTables:
     word_map = _factory().word_lang_prob_map
-    rows = {word: row for row, word in enumerate(word_map)}
-    return np.ascontiguousarray([word_map[word] for word in word_map], dtype=np.float64), rows
+    matrix = np.ascontiguousarray([word_map[word] for word in word_map], dtype=np.float64)
+    return ProfileTables(tuple(_factory().langlist), {word: row for row, word in enumerate(word_map)}, matrix)
+
+
+def _tables_path() -> Path:
+    """The cache file for the profiles langdetect would load now: its name hashes the file names in listing order
+    (langdetect numbers languages in that order), their sizes and modification times."""
+    from langdetect.detector_factory import PROFILES_DIRECTORY
+
+    # posttrain's one cache dir (POSTTRAIN_CACHE, else the user's), where the embedded model is converted too
+    from posttrain.models.embedded import cache_dir
+
+    digest = hashlib.sha256(f"format {_TABLES_FORMAT}\n".encode())
+    for name in os.listdir(PROFILES_DIRECTORY):
+        stat = os.stat(os.path.join(PROFILES_DIRECTORY, name))
+        digest.update(f"{name}\t{stat.st_size}\t{stat.st_mtime_ns}\n".encode())
+    return cache_dir() / "langdetect" / f"profiles-{digest.hexdigest()[:16]}.npz"
+
+
+def write_tables(tables: ProfileTables, path: Path) -> None:
+    """Only the non-zero probabilities (4% of the matrix), written to a temporary file and renamed, so a reader
+    never sees half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    rows, columns = np.nonzero(tables.matrix)
+    with tempfile.NamedTemporaryFile(dir=path.parent, suffix=".npz.partial", delete=False) as handle:
+        partial = Path(handle.name)
+        try:
+            np.savez(
+                handle, langlist=np.array(tables.langlist), ngrams=np.array(list(tables.row_of)),
+                shape=np.array(tables.matrix.shape), rows=rows.astype(np.int32), columns=columns.astype(np.int32),
+                values=tables.matrix[rows, columns],
+            )  # fmt: skip
+        except BaseException:
+            partial.unlink()  # a full disk leaves no half-written file behind
+            raise
+    os.replace(partial, path)
+
+
+def read_tables(path: Path) -> ProfileTables:
+    with np.load(path, allow_pickle=False) as saved:
+        matrix = np.zeros(tuple(saved["shape"]), dtype=np.float64)
+        matrix[saved["rows"], saved["columns"]] = saved["values"]
+        ngrams = saved["ngrams"].tolist()
+        langlist = tuple(saved["langlist"].tolist())
+    if matrix.shape != (len(ngrams), len(langlist)):
+        raise ValueError(f"{path}: a {matrix.shape} matrix for {len(ngrams)} n-grams in {len(langlist)} languages")
+    return ProfileTables(langlist, {gram: row for row, gram in enumerate(ngrams)}, matrix)
 
 
 @functools.cache
@@ -125,7 +220,8 @@ def _random_stream(n_words: int) -> np.ndarray:
 
 def _detect_block(ngrams: list[str], detector: Any) -> list[float]:
     """`Detector._detect_block` after n-gram extraction: the mean language distribution of the 7 trials."""
-    matrix, row_of = _profile_matrix()
+    tables = _tables()
+    matrix, row_of = tables.matrix, tables.row_of
     rows = np.array([row_of[gram] for gram in ngrams], dtype=np.int64)
     count, languages = len(ngrams), len(detector.langlist)
     shift = 32 - count.bit_length()  # random.choice(seq) = seq[getrandbits(k) >> ...] with rejection above len
