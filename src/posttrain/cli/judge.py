@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import typer
@@ -32,8 +34,8 @@ def register(app: typer.Typer) -> None:
         Example: posttrain judge --samples samples.jsonl --prompts prompts.jsonl --judges ifeval,math,refusal --out verdicts.jsonl
         """
         from posttrain.config import load_config
-        from posttrain.judges.runner import JudgeRunConfig, execute, plan, read_located, summarize
-        from posttrain.records import Prompt, RecordWriter, Sample, Verdict, read_records
+        from posttrain.judges.runner import JudgeRunConfig, Plan, judge_files, summarize
+        from posttrain.records import Verdict, read_records
 
         cfg = load_config(JudgeRunConfig, config, overrides or [])
         if judges:
@@ -46,27 +48,25 @@ def register(app: typer.Typer) -> None:
                 raise InputError("--workers must be at least 1")
             cfg.workers = workers
 
-        # every check runs before the output is opened: bad input leaves no file behind
-        sample_rows = read_located(samples, Sample)
-        prompt_rows = read_located(prompts, Prompt) if prompts else None
-        full_plan = plan(sample_rows, prompt_rows, cfg)
-
         console = Console(stderr=True)
-        with RecordWriter(out) as writer:
-            todo, skipped = full_plan.without(writer.done)
-            if todo.total:
-                # auto_refresh=False: no refresh thread, so the rule judges' workers can be forked safely
-                with Progress(
-                    TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                    console=console, transient=False, auto_refresh=False,
-                ) as bar:  # fmt: skip
-                    tasks = {name: bar.add_task(name, total=len(rows)) for name, rows in todo.work.items() if rows}
 
-                    def advance(name: str, n: int) -> None:
-                        bar.advance(tasks[name], n)
-                        bar.refresh()
+        @contextlib.contextmanager
+        def progress(todo: Plan) -> Iterator[Callable[[str, int], None]]:
+            # auto_refresh=False: no refresh thread, so the rule judges' workers can be forked safely
+            with Progress(
+                TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                console=console, transient=False, auto_refresh=False,
+            ) as bar:  # fmt: skip
+                tasks = {name: bar.add_task(name, total=len(rows)) for name, rows in todo.work.items() if rows}
 
-                    execute(todo, writer, cfg, advance)
+                def advance(name: str, n: int) -> None:
+                    bar.advance(tasks[name], n)
+                    bar.refresh()
+
+                yield advance
+
+        # every check runs before the output is opened: bad input leaves no file behind
+        full_plan, todo, skipped = judge_files(samples, prompts, out, cfg, progress)
         verdicts = read_records(out, Verdict) if out.stat().st_size else []
         reward_names = {name for name, (kind, _) in full_plan.judges.items() if kind == "reward_model"}
         console.print(f"wrote {out}: {len(verdicts)} verdicts ({todo.total} new, {skipped} resumed)", soft_wrap=True)
