@@ -293,13 +293,13 @@ def build_stages(cfg: RunConfig, timings: list[dict[str, Any]]) -> list[Stage]:
         stages.append(Stage(f"{rd}train", partial(train_policy, cfg, run_dir, rd, k), train_cfg,
                             after=[*inputs, *previous]))  # fmt: skip
     trained = f"{rounds[-1]}train"
-    # Both evaluations come after training: the training stages' wall time is the recipe's own (the evaluation of the
-    # starting model is usually a cache hit anyway), and a run can be stopped after training and evaluated later.
+    # Evaluations come after training, so the training stages' wall time is the recipe's own; the trained model
+    # first (what is new), then the starting model (usually a hit in eval.cache_dir).
     stages += [
-        Stage("eval_before", partial(evaluate_model, cfg, cfg.model, run_dir), {**common, "eval": asdict(cfg.eval)},
-              after=["prompts"]),  # fmt: skip
         Stage("eval_after", partial(evaluate_model, cfg, str(trained_model_dir(cfg, run_dir)), run_dir),
               {"eval": asdict(cfg.eval)}, after=[trained, "prompts"]),  # fmt: skip
+        Stage("eval_before", partial(evaluate_model, cfg, cfg.model, run_dir), {**common, "eval": asdict(cfg.eval)},
+              after=["prompts"]),  # fmt: skip
         Stage("report", partial(write_run_report, cfg, run_dir, timings=timings), {"v": 2},
               after=["eval_before", trained, "eval_after"]),  # fmt: skip
     ]
