@@ -86,7 +86,7 @@ def test_two_rounds_of_sft_on_verified_targets(tmp_path: Path):
     args = ["run", str(RECIPE), f"runs_dir={tmp_path}", "name=rounds", "optimize=sft", "rounds=2",
             "prompts.n_train=4", "prompts.n_heldout=2", "prompts.constraints=1-1", "sample.n=2",
             "sample.max_new_tokens=32", "sft.train.batch_size=1", "sft.train.epochs=1", "sft.data.max_length=192",
-            "eval.max_new_tokens=16", "eval.examples=1"]  # fmt: skip
+            "eval.max_new_tokens=16", "eval.examples=1", "eval.each_round=true"]  # fmt: skip
     assert main(args) == 0
     run_dir = tmp_path / "rounds"
     round2 = read_records(run_dir / "round2" / "sample" / "samples.jsonl", Sample)
@@ -99,4 +99,6 @@ def test_two_rounds_of_sft_on_verified_targets(tmp_path: Path):
     assert not (run_dir / "pairs").exists() and (run_dir / "round2" / "train" / "sft" / "model").is_dir()
     summary = json.loads((run_dir / "report" / "summary.json").read_text())
     assert {r["phase"] for r in summary["training"]} <= {"round1/sft", "round2/sft"}
-    assert "SFT targets" in (run_dir / "report.html").read_text()
+    assert [r["model"] for r in summary["rounds"]] == ["start", "round1", "round2"]
+    report = (run_dir / "report.html").read_text()
+    assert "SFT targets" in report and "Held-out prompts after each round" in report

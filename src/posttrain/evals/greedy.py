@@ -39,6 +39,7 @@ class EvalSection:
     examples: int = 6  # held-out prompts shown with before/after completions in the report
     batch_size: int = 16  # prompts per greedy batch
     cache_dir: str | None = None  # greedy responses kept across runs, keyed by weights, prompts and settings
+    each_round: bool = False  # with rounds > 1: also the held-out prompts after every round (report: per round)
 
     def check(self) -> None:
         for name in ("ifeval_data", "ifeval_split"):

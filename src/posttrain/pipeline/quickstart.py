@@ -135,12 +135,12 @@ def round_model(cfg: RunConfig, run_dir: Path, round_index: int) -> str:
     return cfg.model if round_index == 0 else str(trained_model_dir(cfg, run_dir, round_index - 1))
 
 
-def evaluate_model(cfg: RunConfig, model: str, run_dir: Path, out: Path) -> None:
+def evaluate_model(cfg: RunConfig, model: str, run_dir: Path, out: Path, heldout_only: bool = False) -> None:
     """Greedy responses to the held-out prompts (and the user's IFEval file) and their IFEval metrics."""
     from posttrain.evals.greedy import evaluate_greedy, ifeval_prompts
 
     sets = {"heldout": read_records(run_dir / "prompts" / "heldout.jsonl", Prompt)}
-    if cfg.eval.ifeval_data:
+    if cfg.eval.ifeval_data and not heldout_only:
         sets["ifeval"] = ifeval_prompts(cfg.eval)
     evaluate_greedy(model, sets, out, cfg.eval, seed=cfg.seed, threads=cfg.threads)
 
@@ -292,6 +292,10 @@ def build_stages(cfg: RunConfig, timings: list[dict[str, Any]]) -> list[Stage]:
         train_cfg |= {"train": asdict(cfg.train)} if "dpo" in cfg.steps else {}
         stages.append(Stage(f"{rd}train", partial(train_policy, cfg, run_dir, rd, k), train_cfg,
                             after=[*inputs, *previous]))  # fmt: skip
+        if cfg.eval.each_round and k < len(rounds) - 1:  # the last round's model is eval_after's
+            model = str(trained_model_dir(cfg, run_dir, k))
+            stages.append(Stage(f"{rd}eval", partial(evaluate_model, cfg, model, run_dir, heldout_only=True),
+                                {"eval": asdict(cfg.eval)}, after=[f"{rd}train", "prompts"]))  # fmt: skip
     trained = f"{rounds[-1]}train"
     # Evaluations come after training, so the training stages' wall time is the recipe's own; the trained model
     # first (what is new), then the starting model (usually a hit in eval.cache_dir).

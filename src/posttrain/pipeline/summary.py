@@ -55,6 +55,22 @@ def _before_after(run_dir: Path, name: str) -> dict[str, Any] | None:
             "splits": splits}  # fmt: skip
 
 
+def _per_round(cfg: RunConfig, run_dir: Path) -> list[dict[str, Any]]:
+    """Held-out metrics of the starting model, of every round's model (`eval.each_round`), and of the last."""
+    from posttrain.pipeline.quickstart import round_dirs
+
+    rounds = round_dirs(cfg)
+    paths = [("start", run_dir / "eval_before")]
+    paths += [(rd.rstrip("/"), run_dir / rd / "eval") for rd in rounds[:-1]]
+    paths.append((rounds[-1].rstrip("/") or "trained", run_dir / "eval_after"))
+    rows = []
+    for name, path in paths:
+        metrics = _json(path / "heldout" / "metrics.json")
+        if metrics is not None:
+            rows.append({"model": name, **_evaluation(metrics)["metrics"]})
+    return rows if len(rows) > 2 else []
+
+
 def _training_curves(cfg: RunConfig, run_dir: Path) -> list[dict[str, Any]]:
     """Every optimizer step of every round's SFT and DPO, in order, with its phase (e.g. "round2/sft")."""
     from posttrain.pipeline.quickstart import round_dirs
@@ -161,6 +177,7 @@ def collect_summary(cfg: RunConfig, run_dir: Path, timings: list[dict[str, Any]]
             "rejected_scores": [p.rejected_score for p in pairs if p.rejected_score is not None],
         },
         "training": _training_curves(cfg, run_dir),
+        "rounds": _per_round(cfg, run_dir),
         "judges": {"counts": counts, "agreement": judge_agreement(prompts, samples)},
         "examples": _examples(run_dir, cfg.eval.examples),
     }

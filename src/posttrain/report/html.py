@@ -155,6 +155,24 @@ def _splits_table(splits: dict[str, dict[str, dict[str, Any]]]) -> str:
     return head + "".join(rows) + "</table>"
 
 
+def _rounds_section(rounds: list[dict[str, Any]]) -> str:
+    parts = ["<h2>Held-out prompts after each round</h2>", "<table><tr><th>model</th>"]
+    parts += [f"<th>{m.replace('_', ' ')}</th>" for m in METRICS]
+    parts.append("</tr>")
+    for row in rounds:
+        cells = "".join(f"<td class=num>{_pct(row.get(m))}</td>" for m in METRICS)
+        parts.append(f"<tr><td>{html.escape(row['model'])}</td>{cells}</tr>")
+    parts.append("</table>")
+    fig, ax = _figure(7.5, 2.6)
+    for m in METRICS:
+        ax.plot([r["model"] for r in rounds], [r.get(m) for r in rounds], marker="o", label=m.replace("_", " "))
+    ax.set_ylim(0, 1)
+    ax.set_ylabel("accuracy")
+    ax.legend(frameon=False, fontsize=7)
+    parts.append(f'<div class="plot">{_svg(fig)}</div>')
+    return "".join(parts)
+
+
 def _targets_section(targets: dict[str, dict[str, Any]]) -> str:
     parts = ["<h2>SFT targets</h2>", "<table><tr><th>round</th><th>prompts</th><th>sampled and verified</th>"
              "<th>repaired and verified</th><th>no target</th></tr>"]  # fmt: skip
@@ -238,6 +256,8 @@ def render_report(summary: dict[str, Any]) -> str:
     for key, title in (("heldout_eval", "Held-out verifiable prompts"), ("ifeval_eval", "IFEval-format file")):
         if summary.get(key):
             parts.append(_eval_section(title, summary[key]))
+    if summary.get("rounds"):
+        parts.append(_rounds_section(summary["rounds"]))
     if summary.get("targets"):
         parts.append(_targets_section(summary["targets"]))
     pairs = summary.get("pairs")
