@@ -33,7 +33,7 @@ def peer(n: int, k_min: int, k_max: int, seed: int, out: Path) -> float:
     sys.modules.setdefault("lm_eval.tasks", tasks)
     registry = importlib.import_module("lm_eval.tasks.ifeval.instructions_registry")
 
-    from posttrain.prompts.combos import CGPO_23
+    from posttrain.constraint_ids import CGPO_23
     from posttrain.prompts.inventory import TASK_TYPES, TOPICS
 
     started = time.perf_counter()

@@ -5,6 +5,7 @@ from pathlib import Path
 
 import pytest
 
+from posttrain.constraint_ids import CGPO_23
 from posttrain.constraints import REGISTRY, get_constraint
 from posttrain.errors import InputError
 from posttrain.prompts import combos
@@ -35,7 +36,7 @@ def test_records_are_ifeval_format_and_compatible(generated):
     for p in generated:
         assert p.source == "synth" and 1 <= len(p.instruction_id_list) <= 5
         assert len(p.kwargs) == len(p.instruction_id_list)
-        assert set(p.instruction_id_list) <= set(combos.CGPO_23)
+        assert set(p.instruction_id_list) <= set(CGPO_23)
         assert combos.compatible(p.instruction_id_list, table)
         for cid, kw in zip(p.instruction_id_list, p.kwargs, strict=True):
             get_constraint(cid).validate(kw)  # the library accepts every kwargs dict
@@ -45,7 +46,7 @@ def test_records_are_ifeval_format_and_compatible(generated):
 
 def test_all_types_and_counts_appear(generated):
     counts = Counter(cid for p in generated for cid in p.instruction_id_list)
-    assert set(counts) == set(combos.CGPO_23)
+    assert set(counts) == set(CGPO_23)
     assert set(Counter(len(p.instruction_id_list) for p in generated)) == {1, 2, 3, 4, 5}
     assert len({p.model_extra["task_type"] for p in generated}) == len(TASK_TYPES)
 

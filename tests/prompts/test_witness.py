@@ -10,14 +10,14 @@ import random
 
 import pytest
 
+from posttrain.constraint_ids import CGPO_23
 from posttrain.constraints import REGISTRY, check_all, get_constraint
-from posttrain.prompts import combos
 from posttrain.prompts.fit import fit_kwargs, make_plan
 from posttrain.prompts.inventory import TASK_TYPES, TOPICS
 from posttrain.prompts.synth import SynthConfig, Synthesizer
 from posttrain.prompts.witness import satisfying_response, violating_response
 
-IDS = sorted(cid for cid in REGISTRY if cid != "language:response_language" and cid in combos.CGPO_23 + (
+IDS = sorted(cid for cid in REGISTRY if cid != "language:response_language" and cid in CGPO_23 + (
     "combination:repeat_prompt",))  # fmt: skip
 SEEDS = 100
 
@@ -48,7 +48,7 @@ def test_satisfying_response_passes_and_violating_fails(cid):
 
 @pytest.mark.parametrize("k", [1, 2, 3, 4, 5])
 def test_one_response_satisfies_every_constraint_of_a_generated_prompt(k):
-    pool = list(combos.CGPO_23) + ["combination:repeat_prompt"]
+    pool = list(CGPO_23) + ["combination:repeat_prompt"]
     synth = Synthesizer(SynthConfig(n=300, constraints=str(k), seed=k, ids=pool))
     for candidate in synth.run():
         response = satisfying_response(candidate.ids, candidate.kwargs, random.Random(0))

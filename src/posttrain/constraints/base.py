@@ -12,10 +12,10 @@ import difflib
 import random
 from typing import Any, ClassVar
 
+from posttrain.constraint_ids import LESS_THAN, RELATIONS
 from posttrain.errors import InputError
 
 MODES = ("ifeval", "fixed")
-RELATIONS = ("less than", "at least")
 
 REGISTRY: dict[str, type[Constraint]] = {}
 
@@ -113,7 +113,7 @@ def need_str_list(cid: str, kwargs: dict[str, Any], name: str) -> list[str]:
 
 
 def compare(count: int, relation: str, threshold: int) -> bool:
-    return count < threshold if relation == "less than" else count >= threshold
+    return count < threshold if relation == LESS_THAN else count >= threshold
 
 
 def get_constraint(constraint_id: str) -> Constraint:

@@ -7,67 +7,88 @@ symmetric.
 
 from __future__ import annotations
 
+from posttrain.constraint_ids import (
+    CAPITAL_WORD_FREQUENCY,
+    CONSTRAINED_RESPONSE,
+    END_CHECKER,
+    ENGLISH_CAPITAL,
+    ENGLISH_LOWERCASE,
+    FORBIDDEN_WORDS,
+    JSON_FORMAT,
+    KEYWORD_EXISTENCE,
+    KEYWORD_FREQUENCY,
+    LETTER_FREQUENCY,
+    MULTIPLE_SECTIONS,
+    NO_COMMA,
+    NTH_PARAGRAPH_FIRST_WORD,
+    NUMBER_BULLET_LISTS,
+    NUMBER_HIGHLIGHTED_SECTIONS,
+    NUMBER_PARAGRAPHS,
+    NUMBER_PLACEHOLDERS,
+    NUMBER_SENTENCES,
+    NUMBER_WORDS,
+    POSTSCRIPT,
+    QUOTATION,
+    REPEAT_PROMPT,
+    RESPONSE_LANGUAGE,
+    TITLE,
+    TWO_RESPONSES,
+)
 from posttrain.constraints.base import REGISTRY
 
 EVERY = "*"  # shorthand for "all registered ids"
+EXCEPT = "-"  # prefix of an id that an EVERY entry leaves out
 
-# The reference's table, verbatim in content (the `set(INSTRUCTION_DICT)` entries are written as EVERY minus ...).
+
+def _every_but(*excluded: str) -> set[str]:
+    """The reference's `set(INSTRUCTION_DICT).difference({...})` entries; resolved against the registry by `_expand`,
+    so they also cover constraints registered after IFEval's own."""
+    return {EVERY, *(EXCEPT + cid for cid in excluded)}
+
+
+# The reference's table, verbatim in content.
 IFEVAL_CONFLICTS: dict[str, set[str]] = {
-    "keywords:existence": {"keywords:existence"},
-    "keywords:frequency": {"keywords:frequency"},
-    "keywords:forbidden_words": {"keywords:forbidden_words"},
-    "keywords:letter_frequency": {"keywords:letter_frequency"},
-    "language:response_language": {
-        "language:response_language", "detectable_format:multiple_sections", "keywords:existence",
-        "keywords:frequency", "keywords:forbidden_words", "startend:end_checker", "change_case:english_capital",
-        "change_case:english_lowercase",
+    KEYWORD_EXISTENCE: {KEYWORD_EXISTENCE},
+    KEYWORD_FREQUENCY: {KEYWORD_FREQUENCY},
+    FORBIDDEN_WORDS: {FORBIDDEN_WORDS},
+    LETTER_FREQUENCY: {LETTER_FREQUENCY},
+    RESPONSE_LANGUAGE: {
+        RESPONSE_LANGUAGE, MULTIPLE_SECTIONS, KEYWORD_EXISTENCE, KEYWORD_FREQUENCY, FORBIDDEN_WORDS, END_CHECKER,
+        ENGLISH_CAPITAL, ENGLISH_LOWERCASE,
     },
-    "length_constraints:number_sentences": {"length_constraints:number_sentences"},
-    "length_constraints:number_paragraphs": {
-        "length_constraints:number_paragraphs", "length_constraints:nth_paragraph_first_word",
-        "length_constraints:number_sentences",
-    },
-    "length_constraints:number_words": {"length_constraints:number_words"},
-    "length_constraints:nth_paragraph_first_word": {
-        "length_constraints:nth_paragraph_first_word", "length_constraints:number_paragraphs",
-    },
-    "detectable_content:number_placeholders": {"detectable_content:number_placeholders"},
-    "detectable_content:postscript": {"detectable_content:postscript"},
-    "detectable_format:number_bullet_lists": {"detectable_format:number_bullet_lists"},
-    "detectable_format:constrained_response": {EVERY},
-    "detectable_format:number_highlighted_sections": {"detectable_format:number_highlighted_sections"},
-    "detectable_format:multiple_sections": {
-        "detectable_format:multiple_sections", "language:response_language",
-        "detectable_format:number_highlighted_sections",
-    },
-    "detectable_format:json_format": {EVERY, "-keywords:forbidden_words", "-keywords:existence"},
-    "detectable_format:title": {"detectable_format:title"},
-    "combination:two_responses": {
-        EVERY, "-keywords:forbidden_words", "-keywords:existence", "-language:response_language",
-        "-detectable_format:title", "-punctuation:no_comma",
-    },
-    "combination:repeat_prompt": {EVERY, "-keywords:existence", "-detectable_format:title", "-punctuation:no_comma"},
-    "startend:end_checker": {"startend:end_checker"},
-    "change_case:capital_word_frequency": {
-        "change_case:capital_word_frequency", "change_case:english_lowercase", "change_case:english_capital",
-    },
-    "change_case:english_capital": {"change_case:english_capital"},
-    "change_case:english_lowercase": {"change_case:english_lowercase", "change_case:english_capital"},
-    "punctuation:no_comma": {"punctuation:no_comma"},
-    "startend:quotation": {"startend:quotation", "detectable_format:title"},
+    NUMBER_SENTENCES: {NUMBER_SENTENCES},
+    NUMBER_PARAGRAPHS: {NUMBER_PARAGRAPHS, NTH_PARAGRAPH_FIRST_WORD, NUMBER_SENTENCES},
+    NUMBER_WORDS: {NUMBER_WORDS},
+    NTH_PARAGRAPH_FIRST_WORD: {NTH_PARAGRAPH_FIRST_WORD, NUMBER_PARAGRAPHS},
+    NUMBER_PLACEHOLDERS: {NUMBER_PLACEHOLDERS},
+    POSTSCRIPT: {POSTSCRIPT},
+    NUMBER_BULLET_LISTS: {NUMBER_BULLET_LISTS},
+    CONSTRAINED_RESPONSE: _every_but(),
+    NUMBER_HIGHLIGHTED_SECTIONS: {NUMBER_HIGHLIGHTED_SECTIONS},
+    MULTIPLE_SECTIONS: {MULTIPLE_SECTIONS, RESPONSE_LANGUAGE, NUMBER_HIGHLIGHTED_SECTIONS},
+    JSON_FORMAT: _every_but(FORBIDDEN_WORDS, KEYWORD_EXISTENCE),
+    TITLE: {TITLE},
+    TWO_RESPONSES: _every_but(FORBIDDEN_WORDS, KEYWORD_EXISTENCE, RESPONSE_LANGUAGE, TITLE, NO_COMMA),
+    REPEAT_PROMPT: _every_but(KEYWORD_EXISTENCE, TITLE, NO_COMMA),
+    END_CHECKER: {END_CHECKER},
+    CAPITAL_WORD_FREQUENCY: {CAPITAL_WORD_FREQUENCY, ENGLISH_LOWERCASE, ENGLISH_CAPITAL},
+    ENGLISH_CAPITAL: {ENGLISH_CAPITAL},
+    ENGLISH_LOWERCASE: {ENGLISH_LOWERCASE, ENGLISH_CAPITAL},
+    NO_COMMA: {NO_COMMA},
+    QUOTATION: {QUOTATION, TITLE},
 }  # fmt: skip
 
 # Clashes the reference table misses.
 EXTRA_CONFLICTS: dict[str, set[str]] = {
     # Section headers ("Section 1", "SECTION 1") need a capital letter; an all-lowercase response has none.
-    "change_case:english_lowercase": {"detectable_format:multiple_sections"},
+    ENGLISH_LOWERCASE: {MULTIPLE_SECTIONS},
 }
 
 
 def _expand(targets: set[str]) -> set[str]:
     if EVERY not in targets:
         return set(targets)
-    return set(REGISTRY) - {t[1:] for t in targets if t.startswith("-")}
+    return set(REGISTRY) - {t.removeprefix(EXCEPT) for t in targets if t.startswith(EXCEPT)}
 
 
 def build_conflicts() -> dict[str, frozenset[str]]:

@@ -13,9 +13,37 @@ import random
 import re
 from typing import Any
 
+from posttrain.constraint_ids import (
+    CAPITAL_WORD_FREQUENCY,
+    CONSTRAINED_RESPONSE,
+    END_CHECKER,
+    ENGLISH_CAPITAL,
+    ENGLISH_LOWERCASE,
+    FORBIDDEN_WORDS,
+    JSON_FORMAT,
+    KEYWORD_EXISTENCE,
+    KEYWORD_FREQUENCY,
+    LESS_THAN,
+    LETTER_FREQUENCY,
+    MULTIPLE_SECTIONS,
+    NO_COMMA,
+    NTH_PARAGRAPH_FIRST_WORD,
+    NUMBER_BULLET_LISTS,
+    NUMBER_HIGHLIGHTED_SECTIONS,
+    NUMBER_PARAGRAPHS,
+    NUMBER_PLACEHOLDERS,
+    NUMBER_SENTENCES,
+    NUMBER_WORDS,
+    POSTSCRIPT,
+    QUOTATION,
+    RELATIONS,
+    REPEAT_PROMPT,
+    RESPONSE_LANGUAGE,
+    TITLE,
+    TWO_RESPONSES,
+)
 from posttrain.constraints import text
 from posttrain.constraints.base import (
-    RELATIONS,
     Constraint,
     compare,
     need_int,
@@ -71,7 +99,7 @@ def _whole_word(word: str) -> re.Pattern[str]:
 
 
 def _relation_phrase(relation: str, n: int, unit: str) -> str:
-    return f"{'fewer than' if relation == 'less than' else 'at least'} {n} {unit}"
+    return f"{'fewer than' if relation == LESS_THAN else 'at least'} {n} {unit}"
 
 
 def _language_ok(detected: str | None, expected: str, mode: str) -> bool:
@@ -135,7 +163,7 @@ def _ifeval_placeholders(text: str) -> int:
 
 # --- keywords -----------------------------------------------------------------------------------------------------
 class KeywordExistence(Constraint):
-    id = "keywords:existence"
+    id = KEYWORD_EXISTENCE
     required = ("keywords",)
 
     def sample_kwargs(self, rng: random.Random) -> dict[str, Any]:
@@ -169,7 +197,7 @@ class KeywordExistence(Constraint):
 
 
 class KeywordFrequency(Constraint):
-    id = "keywords:frequency"
+    id = KEYWORD_FREQUENCY
     required = ("keyword", "frequency", "relation")
 
     def sample_kwargs(self, rng: random.Random) -> dict[str, Any]:
@@ -204,7 +232,7 @@ class KeywordFrequency(Constraint):
 
 
 class ForbiddenWords(Constraint):
-    id = "keywords:forbidden_words"
+    id = FORBIDDEN_WORDS
     required = ("forbidden_words",)
 
     def sample_kwargs(self, rng: random.Random) -> dict[str, Any]:
@@ -234,7 +262,7 @@ class ForbiddenWords(Constraint):
 
 
 class LetterFrequency(Constraint):
-    id = "keywords:letter_frequency"
+    id = LETTER_FREQUENCY
     required = ("letter", "let_frequency", "let_relation")
 
     def sample_kwargs(self, rng: random.Random) -> dict[str, Any]:
@@ -275,7 +303,7 @@ class LetterFrequency(Constraint):
 
 # --- language -----------------------------------------------------------------------------------------------------
 class ResponseLanguage(Constraint):
-    id = "language:response_language"
+    id = RESPONSE_LANGUAGE
     required = ("language",)
 
     def sample_kwargs(self, rng: random.Random) -> dict[str, Any]:
@@ -298,7 +326,7 @@ class ResponseLanguage(Constraint):
 
 # --- length -------------------------------------------------------------------------------------------------------
 class NumberSentences(Constraint):
-    id = "length_constraints:number_sentences"
+    id = NUMBER_SENTENCES
     required = ("num_sentences", "relation")
 
     def sample_kwargs(self, rng: random.Random) -> dict[str, Any]:
@@ -323,7 +351,7 @@ class NumberSentences(Constraint):
 
 
 class NumberParagraphs(Constraint):
-    id = "length_constraints:number_paragraphs"
+    id = NUMBER_PARAGRAPHS
     required = ("num_paragraphs",)
 
     def sample_kwargs(self, rng: random.Random) -> dict[str, Any]:
@@ -353,7 +381,7 @@ class NumberParagraphs(Constraint):
 
 
 class NumberWords(Constraint):
-    id = "length_constraints:number_words"
+    id = NUMBER_WORDS
     required = ("num_words", "relation")
 
     def sample_kwargs(self, rng: random.Random) -> dict[str, Any]:
@@ -378,7 +406,7 @@ class NumberWords(Constraint):
 
 
 class NthParagraphFirstWord(Constraint):
-    id = "length_constraints:nth_paragraph_first_word"
+    id = NTH_PARAGRAPH_FIRST_WORD
     required = ("num_paragraphs", "nth_paragraph", "first_word")
 
     def sample_kwargs(self, rng: random.Random) -> dict[str, Any]:
@@ -425,7 +453,7 @@ class NthParagraphFirstWord(Constraint):
 
 # --- detectable content -------------------------------------------------------------------------------------------
 class NumberPlaceholders(Constraint):
-    id = "detectable_content:number_placeholders"
+    id = NUMBER_PLACEHOLDERS
     required = ("num_placeholders",)
 
     def sample_kwargs(self, rng: random.Random) -> dict[str, Any]:
@@ -451,7 +479,7 @@ class NumberPlaceholders(Constraint):
 
 
 class Postscript(Constraint):
-    id = "detectable_content:postscript"
+    id = POSTSCRIPT
     required = ("postscript_marker",)
 
     def sample_kwargs(self, rng: random.Random) -> dict[str, Any]:
@@ -488,7 +516,7 @@ class Postscript(Constraint):
 
 # --- detectable format --------------------------------------------------------------------------------------------
 class NumberBulletLists(Constraint):
-    id = "detectable_format:number_bullet_lists"
+    id = NUMBER_BULLET_LISTS
     required = ("num_bullets",)
 
     def sample_kwargs(self, rng: random.Random) -> dict[str, Any]:
@@ -515,7 +543,7 @@ class NumberBulletLists(Constraint):
 
 
 class ConstrainedResponse(Constraint):
-    id = "detectable_format:constrained_response"
+    id = CONSTRAINED_RESPONSE
 
     def phrasings(self, kwargs: dict[str, Any]) -> list[str]:
         options = str(CONSTRAINED_RESPONSES)
@@ -531,7 +559,7 @@ class ConstrainedResponse(Constraint):
 
 
 class NumberHighlightedSections(Constraint):
-    id = "detectable_format:number_highlighted_sections"
+    id = NUMBER_HIGHLIGHTED_SECTIONS
     required = ("num_highlights",)
 
     def sample_kwargs(self, rng: random.Random) -> dict[str, Any]:
@@ -559,7 +587,7 @@ class NumberHighlightedSections(Constraint):
 
 
 class MultipleSections(Constraint):
-    id = "detectable_format:multiple_sections"
+    id = MULTIPLE_SECTIONS
     required = ("section_spliter", "num_sections")
 
     def sample_kwargs(self, rng: random.Random) -> dict[str, Any]:
@@ -590,7 +618,7 @@ class MultipleSections(Constraint):
 
 
 class JsonFormat(Constraint):
-    id = "detectable_format:json_format"
+    id = JSON_FORMAT
 
     def phrasings(self, kwargs: dict[str, Any]) -> list[str]:
         return [
@@ -619,7 +647,7 @@ class JsonFormat(Constraint):
 
 
 class Title(Constraint):
-    id = "detectable_format:title"
+    id = TITLE
 
     def phrasings(self, kwargs: dict[str, Any]) -> list[str]:
         return [
@@ -640,7 +668,7 @@ class Title(Constraint):
 
 # --- combination --------------------------------------------------------------------------------------------------
 class TwoResponses(Constraint):
-    id = "combination:two_responses"
+    id = TWO_RESPONSES
 
     def phrasings(self, kwargs: dict[str, Any]) -> list[str]:
         return [
@@ -666,7 +694,7 @@ class RepeatPrompt(Constraint):
     """The prompt text itself is a kwarg (`prompt_to_repeat`), as in IFEval's data; `sample_kwargs` cannot know it,
     so the prompt builder sets it once the request text is final."""
 
-    id = "combination:repeat_prompt"
+    id = REPEAT_PROMPT
     required = ("prompt_to_repeat",)
 
     def normalize(self, kwargs: dict[str, Any], mode: str) -> dict[str, Any]:
@@ -688,7 +716,7 @@ class RepeatPrompt(Constraint):
 
 # --- start / end --------------------------------------------------------------------------------------------------
 class EndChecker(Constraint):
-    id = "startend:end_checker"
+    id = END_CHECKER
     required = ("end_phrase",)
 
     def sample_kwargs(self, rng: random.Random) -> dict[str, Any]:
@@ -710,7 +738,7 @@ class EndChecker(Constraint):
 
 
 class Quotation(Constraint):
-    id = "startend:quotation"
+    id = QUOTATION
 
     def phrasings(self, kwargs: dict[str, Any]) -> list[str]:
         return [
@@ -726,7 +754,7 @@ class Quotation(Constraint):
 
 # --- change case --------------------------------------------------------------------------------------------------
 class CapitalWordFrequency(Constraint):
-    id = "change_case:capital_word_frequency"
+    id = CAPITAL_WORD_FREQUENCY
     required = ("capital_frequency", "capital_relation")
 
     def sample_kwargs(self, rng: random.Random) -> dict[str, Any]:
@@ -754,7 +782,7 @@ class CapitalWordFrequency(Constraint):
 
 
 class EnglishCapital(Constraint):
-    id = "change_case:english_capital"
+    id = ENGLISH_CAPITAL
 
     def phrasings(self, kwargs: dict[str, Any]) -> list[str]:
         return [
@@ -769,7 +797,7 @@ class EnglishCapital(Constraint):
 
 
 class EnglishLowercase(Constraint):
-    id = "change_case:english_lowercase"
+    id = ENGLISH_LOWERCASE
 
     def phrasings(self, kwargs: dict[str, Any]) -> list[str]:
         return [
@@ -784,7 +812,7 @@ class EnglishLowercase(Constraint):
 
 # --- punctuation --------------------------------------------------------------------------------------------------
 class NoComma(Constraint):
-    id = "punctuation:no_comma"
+    id = NO_COMMA
 
     def phrasings(self, kwargs: dict[str, Any]) -> list[str]:
         return [

@@ -28,12 +28,38 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from posttrain.constraint_ids import (
+    AT_LEAST,
+    CAPITAL_WORD_FREQUENCY,
+    CONSTRAINED_RESPONSE,
+    END_CHECKER,
+    ENGLISH_CAPITAL,
+    ENGLISH_LOWERCASE,
+    FORBIDDEN_WORDS,
+    JSON_FORMAT,
+    KEYWORD_EXISTENCE,
+    KEYWORD_FREQUENCY,
+    LETTER_FREQUENCY,
+    MULTIPLE_SECTIONS,
+    NO_COMMA,
+    NTH_PARAGRAPH_FIRST_WORD,
+    NUMBER_BULLET_LISTS,
+    NUMBER_HIGHLIGHTED_SECTIONS,
+    NUMBER_PARAGRAPHS,
+    NUMBER_PLACEHOLDERS,
+    NUMBER_SENTENCES,
+    NUMBER_WORDS,
+    POSTSCRIPT,
+    QUOTATION,
+    REPEAT_PROMPT,
+    TITLE,
+    TWO_RESPONSES,
+)
 from posttrain.constraints import check_all, partial_credit
 from posttrain.constraints import text as ctext
 from posttrain.constraints.base import compare
 from posttrain.records import Pair, Prompt, Sample
 
-AT_LEAST = "at least"
 _LEADING_MARKS = re.compile(r"^[\s\W\d_]+")
 _BULLET = re.compile(r"^\s*(?:[*\-+•]|\d+[.)])\s+")
 _PLACEHOLDERS = ("name", "date", "address", "email", "phone number", "company", "city", "website", "title", "time")
@@ -101,19 +127,19 @@ def _drop_words(response: str, words: Iterable[str]) -> str:
 
 def _edit_content(response: str, ctx: _Context) -> str:
     kw = ctx.kwargs
-    if "keywords:forbidden_words" in kw:
-        response = _drop_words(response, kw["keywords:forbidden_words"]["forbidden_words"])
-    freq = kw.get("keywords:frequency")
+    if FORBIDDEN_WORDS in kw:
+        response = _drop_words(response, kw[FORBIDDEN_WORDS]["forbidden_words"])
+    freq = kw.get(KEYWORD_FREQUENCY)
     if freq and freq["relation"] != AT_LEAST:
         keyword, cap = freq["keyword"], int(freq["frequency"])
         while len(re.findall(rf"(?<!\w){re.escape(keyword)}(?!\w)", response, re.I)) >= cap:
             response = re.sub(rf"(?<!\w){re.escape(keyword)}(?!\w)\s?", "", response, count=1, flags=re.I)
-    capital = kw.get("change_case:capital_word_frequency")
+    capital = kw.get(CAPITAL_WORD_FREQUENCY)
     if capital and capital["capital_relation"] != AT_LEAST:
         response = re.sub(r"\b[A-Z]{2,}\b", lambda m: m.group(0).capitalize(), response)
 
     additions = []
-    for keyword in kw.get("keywords:existence", {}).get("keywords", []):
+    for keyword in kw.get(KEYWORD_EXISTENCE, {}).get("keywords", []):
         if not re.search(re.escape(keyword), response, re.I):
             additions.append(keyword)
     if freq and freq["relation"] == AT_LEAST:
@@ -121,8 +147,8 @@ def _edit_content(response: str, ctx: _Context) -> str:
         additions += [freq["keyword"]] * max(0, int(freq["frequency"]) - have)
     if additions:
         response += "\n\n" + " ".join(f"This is about {word}." for word in additions)
-    if "detectable_content:number_placeholders" in kw:
-        need = int(kw["detectable_content:number_placeholders"]["num_placeholders"]) - len(
+    if NUMBER_PLACEHOLDERS in kw:
+        need = int(kw[NUMBER_PLACEHOLDERS]["num_placeholders"]) - len(
             re.findall(r"\[[^\]\n]*\]", response)
         )
         if need > 0:
@@ -140,14 +166,14 @@ def _edit_content(response: str, ctx: _Context) -> str:
 def _counts(candidate: str, ctx: _Context) -> list[tuple[int, str, int]]:
     """(count, relation, threshold) of every length-like constraint of the prompt."""
     kw, out = ctx.kwargs, []
-    if "length_constraints:number_sentences" in kw:
-        k = kw["length_constraints:number_sentences"]
+    if NUMBER_SENTENCES in kw:
+        k = kw[NUMBER_SENTENCES]
         out.append((ctext.count_sentences(candidate), k["relation"], int(k["num_sentences"])))
-    if "length_constraints:number_words" in kw:
-        k = kw["length_constraints:number_words"]
+    if NUMBER_WORDS in kw:
+        k = kw[NUMBER_WORDS]
         out.append((ctext.count_words(candidate), k["relation"], int(k["num_words"])))
-    if "keywords:letter_frequency" in kw:
-        k = kw["keywords:letter_frequency"]
+    if LETTER_FREQUENCY in kw:
+        k = kw[LETTER_FREQUENCY]
         out.append((candidate.lower().count(k["letter"]), k["let_relation"], int(k["let_frequency"])))
     return out
 
@@ -187,24 +213,22 @@ def _groups(units: list[str], n: int) -> list[list[str]] | None:
 
 def _layout(response: str, ctx: _Context) -> str | None:
     kw = ctx.kwargs
-    if "detectable_format:constrained_response" in kw:
+    if CONSTRAINED_RESPONSE in kw:
         return f"{response}\n\n{ctx.rng.choice(('My answer is yes.', 'My answer is no.', 'My answer is maybe.'))}"
-    if "combination:two_responses" in kw:
+    if TWO_RESPONSES in kw:
         second = next((o for o in ctx.others if o.strip() and o.strip() != response.strip()), None)
         if second is None:
             return None
         response = f"{response}\n******\n{second}"
-    layout = [k for k in ("length_constraints:number_paragraphs", "length_constraints:nth_paragraph_first_word",
-                          "detectable_format:multiple_sections", "detectable_format:number_bullet_lists") if k in kw]  # fmt: skip
-    if layout:
+    if any(cid in kw for cid in (NUMBER_PARAGRAPHS, NTH_PARAGRAPH_FIRST_WORD, MULTIPLE_SECTIONS, NUMBER_BULLET_LISTS)):
         units = _sentences(response)
-        if "length_constraints:number_paragraphs" in kw:
-            groups = _groups(units, int(kw["length_constraints:number_paragraphs"]["num_paragraphs"]))
+        if NUMBER_PARAGRAPHS in kw:
+            groups = _groups(units, int(kw[NUMBER_PARAGRAPHS]["num_paragraphs"]))
             if groups is None:
                 return None
             response = "\n***\n".join(" ".join(g) for g in groups)
-        elif "length_constraints:nth_paragraph_first_word" in kw:
-            nth = kw["length_constraints:nth_paragraph_first_word"]
+        elif NTH_PARAGRAPH_FIRST_WORD in kw:
+            nth = kw[NTH_PARAGRAPH_FIRST_WORD]
             groups = _groups(units, int(nth["num_paragraphs"]))
             if groups is None:
                 return None
@@ -213,21 +237,21 @@ def _layout(response: str, ctx: _Context) -> str | None:
                 first = groups[k][0]
                 groups[k][0] = f"{nth['first_word'].capitalize()} {first[0].lower()}{first[1:]}"
             response = "\n\n".join(" ".join(g) for g in groups)
-        elif "detectable_format:multiple_sections" in kw:
-            section = kw["detectable_format:multiple_sections"]
+        elif MULTIPLE_SECTIONS in kw:
+            section = kw[MULTIPLE_SECTIONS]
             groups = _groups(units, int(section["num_sections"]))
             if groups is None:
                 return None
             response = "\n\n".join(f"{section['section_spliter']} {i}\n{' '.join(g)}" for i, g in enumerate(groups, 1))
-        if "detectable_format:number_bullet_lists" in kw:
-            n = int(kw["detectable_format:number_bullet_lists"]["num_bullets"])
-            units = _sentences(response) if "length_constraints:number_paragraphs" not in kw else units
+        if NUMBER_BULLET_LISTS in kw:
+            n = int(kw[NUMBER_BULLET_LISTS]["num_bullets"])
+            units = _sentences(response) if NUMBER_PARAGRAPHS not in kw else units
             if len(units) < n:
                 return None
             intro, items = units[: len(units) - n], units[len(units) - n :]
             response = (" ".join(intro) + "\n\n" if intro else "") + "\n".join(f"* {item}" for item in items)
-    if "detectable_format:number_highlighted_sections" in kw:
-        need = int(kw["detectable_format:number_highlighted_sections"]["num_highlights"]) - len(
+    if NUMBER_HIGHLIGHTED_SECTIONS in kw:
+        need = int(kw[NUMBER_HIGHLIGHTED_SECTIONS]["num_highlights"]) - len(
             re.findall(r"\*[^\n\*]+\*", response)
         )
         lines = response.split("\n")
@@ -244,29 +268,29 @@ def _layout(response: str, ctx: _Context) -> str | None:
                     need -= 1
             lines[i] = " ".join(parts)
         response = "\n".join(lines)
-    if "combination:repeat_prompt" in kw:
-        response = f"{kw['combination:repeat_prompt']['prompt_to_repeat']}\n{response}"
-    if "detectable_format:json_format" in kw:
+    if REPEAT_PROMPT in kw:
+        response = f"{kw[REPEAT_PROMPT]['prompt_to_repeat']}\n{response}"
+    if JSON_FORMAT in kw:
         response = json.dumps({"answer": response}, indent=2)
     return response
 
 
 def _wrap(response: str, ctx: _Context) -> str:
     kw = ctx.kwargs
-    if "detectable_format:title" in kw and not re.search(r"<<[^\n]+>>", response):
+    if TITLE in kw and not re.search(r"<<[^\n]+>>", response):
         response = f"<<{_title(response)}>>\n\n{response}"
-    if "detectable_content:postscript" in kw:
-        marker = kw["detectable_content:postscript"]["postscript_marker"]
+    if POSTSCRIPT in kw:
+        marker = kw[POSTSCRIPT]["postscript_marker"]
         response = f"{response}\n\n{marker} {ctx.rng.choice(_CLOSINGS)}"
-    if "change_case:english_lowercase" in kw:
+    if ENGLISH_LOWERCASE in kw:
         response = response.lower()
-    if "change_case:english_capital" in kw:
+    if ENGLISH_CAPITAL in kw:
         response = response.upper()
-    if "startend:end_checker" in kw:
-        response = f"{response.rstrip()} {kw['startend:end_checker']['end_phrase']}"
-    if "punctuation:no_comma" in kw:
+    if END_CHECKER in kw:
+        response = f"{response.rstrip()} {kw[END_CHECKER]['end_phrase']}"
+    if NO_COMMA in kw:
         response = re.sub(r"\s*,\s*", " ", response)
-    if "startend:quotation" in kw:
+    if QUOTATION in kw:
         response = f'"{response.strip(chr(34))}"'
     return response
 

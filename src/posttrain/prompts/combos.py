@@ -1,4 +1,5 @@
-"""Which constraints may share a prompt: the CGPO default set, the conflict table, and combination sampling.
+"""Which constraints may share a prompt: the conflict table and combination sampling (the CGPO default set of ids
+is `constraint_ids.CGPO_23`).
 
 The conflict table is IFEval's `INSTRUCTION_CONFLICTS` (carried by each constraint class as `conflicts`) plus the
 pairs below, which IFEval allows but which a response cannot satisfy together, or only by an accident of how the
@@ -23,46 +24,29 @@ from __future__ import annotations
 import random
 from collections.abc import Iterable, Mapping
 
+from posttrain.constraint_ids import (
+    CONSTRAINED_RESPONSE,
+    END_CHECKER,
+    ENGLISH_LOWERCASE,
+    MULTIPLE_SECTIONS,
+    NO_COMMA,
+    POSTSCRIPT,
+    QUOTATION,
+    REPEAT_PROMPT,
+)
 from posttrain.errors import InputError
 
-# CGPO App. A's 23 instruction types, as IFEval ids (IFEval's 25 minus response_language and repeat_prompt).
-CGPO_23: tuple[str, ...] = (
-    "length_constraints:number_paragraphs",  # 1 number of paragraphs
-    "length_constraints:number_sentences",  # 2 number of sentences
-    "length_constraints:number_words",  # 3 number of words
-    "length_constraints:nth_paragraph_first_word",  # 4 first word of the n-th paragraph
-    "detectable_content:number_placeholders",  # 5 placeholders
-    "detectable_format:multiple_sections",  # 6 sections
-    "detectable_format:title",  # 7 title
-    "detectable_format:constrained_response",  # 8 given response format
-    "detectable_format:number_highlighted_sections",  # 9 highlighted sections
-    "detectable_format:json_format",  # 10 JSON output
-    "detectable_content:postscript",  # 11 postscript
-    "detectable_format:number_bullet_lists",  # 12 bullets
-    "keywords:forbidden_words",  # 13 forbidden words
-    "keywords:existence",  # 14 required keyword
-    "keywords:frequency",  # 15 keyword >= n times
-    "keywords:letter_frequency",  # 16 letter >= n times
-    "change_case:english_lowercase",  # 17 all lowercase
-    "change_case:english_capital",  # 18 all capitals
-    "change_case:capital_word_frequency",  # 19 capitalised words >= n times
-    "punctuation:no_comma",  # 20 no commas
-    "startend:end_checker",  # 21 exact end phrase
-    "startend:quotation",  # 22 wrapped in double quotes
-    "combination:two_responses",  # 23 two responses separated by ******
-)
-
 EXTRA_CONFLICTS: tuple[tuple[str, str], ...] = (
-    ("change_case:english_lowercase", "detectable_format:multiple_sections"),
-    ("startend:quotation", "startend:end_checker"),
-    ("startend:end_checker", "detectable_content:postscript"),
-    ("startend:quotation", "combination:repeat_prompt"),
-    ("combination:repeat_prompt", "punctuation:no_comma"),
+    (ENGLISH_LOWERCASE, MULTIPLE_SECTIONS),
+    (QUOTATION, END_CHECKER),
+    (END_CHECKER, POSTSCRIPT),
+    (QUOTATION, REPEAT_PROMPT),
+    (REPEAT_PROMPT, NO_COMMA),
 )
 
 # Constraints that only make sense for some task types (a fixed yes/no/maybe answer needs a question).
 ONLY_FOR: dict[str, frozenset[str]] = {
-    "detectable_format:constrained_response": frozenset({"question"}),
+    CONSTRAINED_RESPONSE: frozenset({"question"}),
 }
 
 

@@ -18,34 +18,69 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from posttrain.constraint_ids import (
+    AT_LEAST,
+    CAPITAL_WORD_FREQUENCY,
+    CONSTRAINED_RESPONSE,
+    END_CHECKER,
+    ENGLISH_CAPITAL,
+    ENGLISH_LOWERCASE,
+    FORBIDDEN_WORDS,
+    JSON_FORMAT,
+    KEYWORD_EXISTENCE,
+    KEYWORD_FREQUENCY,
+    LETTER_FREQUENCY,
+    MULTIPLE_SECTIONS,
+    NO_COMMA,
+    NTH_PARAGRAPH_FIRST_WORD,
+    NUMBER_BULLET_LISTS,
+    NUMBER_HIGHLIGHTED_SECTIONS,
+    NUMBER_PARAGRAPHS,
+    NUMBER_PLACEHOLDERS,
+    NUMBER_SENTENCES,
+    NUMBER_WORDS,
+    POSTSCRIPT,
+    QUOTATION,
+    REPEAT_PROMPT,
+    RESPONSE_LANGUAGE,
+    TITLE,
+    TWO_RESPONSES,
+)
+
 BASE: dict[str, float] = {
-    "change_case:english_capital": 0.30,
-    "change_case:english_lowercase": 0.30,
-    "change_case:capital_word_frequency": 0.25,
-    "punctuation:no_comma": 0.30,
-    "detectable_format:json_format": 0.20,
-    "startend:quotation": 0.15,
-    "combination:two_responses": 0.25,
-    "combination:repeat_prompt": 0.30,
-    "language:response_language": 0.15,
-    "length_constraints:number_paragraphs": 0.30,
-    "length_constraints:nth_paragraph_first_word": 0.35,
-    "length_constraints:number_sentences": 0.25,
-    "length_constraints:number_words": 0.20,
-    "detectable_format:number_bullet_lists": 0.20,
-    "detectable_format:multiple_sections": 0.15,
-    "detectable_format:number_highlighted_sections": 0.10,
-    "detectable_content:number_placeholders": 0.15,
-    "detectable_content:postscript": 0.08,
-    "detectable_format:title": 0.08,
-    "detectable_format:constrained_response": 0.08,
-    "keywords:existence": 0.08,
-    "keywords:frequency": 0.15,
-    "keywords:forbidden_words": 0.10,
-    "keywords:letter_frequency": 0.20,
-    "startend:end_checker": 0.10,
+    ENGLISH_CAPITAL: 0.30,
+    ENGLISH_LOWERCASE: 0.30,
+    CAPITAL_WORD_FREQUENCY: 0.25,
+    NO_COMMA: 0.30,
+    JSON_FORMAT: 0.20,
+    QUOTATION: 0.15,
+    TWO_RESPONSES: 0.25,
+    REPEAT_PROMPT: 0.30,
+    RESPONSE_LANGUAGE: 0.15,
+    NUMBER_PARAGRAPHS: 0.30,
+    NTH_PARAGRAPH_FIRST_WORD: 0.35,
+    NUMBER_SENTENCES: 0.25,
+    NUMBER_WORDS: 0.20,
+    NUMBER_BULLET_LISTS: 0.20,
+    MULTIPLE_SECTIONS: 0.15,
+    NUMBER_HIGHLIGHTED_SECTIONS: 0.10,
+    NUMBER_PLACEHOLDERS: 0.15,
+    POSTSCRIPT: 0.08,
+    TITLE: 0.08,
+    CONSTRAINED_RESPONSE: 0.08,
+    KEYWORD_EXISTENCE: 0.08,
+    KEYWORD_FREQUENCY: 0.15,
+    FORBIDDEN_WORDS: 0.10,
+    LETTER_FREQUENCY: 0.20,
+    END_CHECKER: 0.10,
 }
 DEFAULT_BASE = 0.15  # a constraint id this table does not know (e.g. an added IFBench type)
+# "At least n" markers (sections, highlights, placeholders): the kwarg holding n, which sets their tightness.
+MARKER_COUNT_KEY = {
+    MULTIPLE_SECTIONS: "num_sections",
+    NUMBER_HIGHLIGHTED_SECTIONS: "num_highlights",
+    NUMBER_PLACEHOLDERS: "num_placeholders",
+}
 
 
 def tightness(cid: str, kw: dict[str, Any]) -> float:
@@ -54,30 +89,27 @@ def tightness(cid: str, kw: dict[str, Any]) -> float:
         value = kw.get(key)
         return float(value) if isinstance(value, (int, float)) else default
 
-    if cid in ("length_constraints:number_paragraphs", "detectable_format:number_bullet_lists"):
-        return 0.8 + 0.08 * n("num_paragraphs" if "paragraph" in cid else "num_bullets", 3)
-    if cid == "length_constraints:nth_paragraph_first_word":
+    if cid in (NUMBER_PARAGRAPHS, NTH_PARAGRAPH_FIRST_WORD):
         return 0.8 + 0.08 * n("num_paragraphs", 3)
-    if cid == "length_constraints:number_words":
+    if cid == NUMBER_BULLET_LISTS:
+        return 0.8 + 0.08 * n("num_bullets", 3)
+    if cid == NUMBER_WORDS:
         size = n("num_words", 300) / 300
-        return 0.7 + 0.3 * size if kw.get("relation") == "at least" else 0.7 + 0.3 / max(size, 0.1)
-    if cid == "length_constraints:number_sentences":
+        return 0.7 + 0.3 * size if kw.get("relation") == AT_LEAST else 0.7 + 0.3 / max(size, 0.1)
+    if cid == NUMBER_SENTENCES:
         size = n("num_sentences", 10) / 10
-        return 0.7 + 0.3 * size if kw.get("relation") == "at least" else 0.7 + 0.3 / max(size, 0.1)
-    if cid in ("detectable_format:multiple_sections", "detectable_format:number_highlighted_sections",
-               "detectable_content:number_placeholders"):  # fmt: skip
-        key = {"detectable_format:multiple_sections": "num_sections",
-               "detectable_format:number_highlighted_sections": "num_highlights"}.get(cid, "num_placeholders")  # fmt: skip
-        return 0.8 + 0.1 * n(key, 2)
-    if cid == "keywords:frequency":
-        return 0.8 + 0.1 * n("frequency", 2) if kw.get("relation") == "at least" else 0.8
-    if cid == "keywords:letter_frequency":
-        return 0.8 + 0.02 * n("let_frequency", 10) if kw.get("let_relation") == "at least" else 1.2
-    if cid == "change_case:capital_word_frequency":
-        return 0.8 + 0.04 * n("capital_frequency", 5) if kw.get("capital_relation") == "at least" else 1.0
-    if cid == "keywords:forbidden_words":
+        return 0.7 + 0.3 * size if kw.get("relation") == AT_LEAST else 0.7 + 0.3 / max(size, 0.1)
+    if cid in MARKER_COUNT_KEY:
+        return 0.8 + 0.1 * n(MARKER_COUNT_KEY[cid], 2)
+    if cid == KEYWORD_FREQUENCY:
+        return 0.8 + 0.1 * n("frequency", 2) if kw.get("relation") == AT_LEAST else 0.8
+    if cid == LETTER_FREQUENCY:
+        return 0.8 + 0.02 * n("let_frequency", 10) if kw.get("let_relation") == AT_LEAST else 1.2
+    if cid == CAPITAL_WORD_FREQUENCY:
+        return 0.8 + 0.04 * n("capital_frequency", 5) if kw.get("capital_relation") == AT_LEAST else 1.0
+    if cid == FORBIDDEN_WORDS:
         return 0.8 + 0.2 * len(kw.get("forbidden_words") or [1])
-    if cid == "keywords:existence":
+    if cid == KEYWORD_EXISTENCE:
         return 0.8 + 0.2 * len(kw.get("keywords") or [1])
     return 1.0
 

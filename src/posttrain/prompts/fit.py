@@ -18,9 +18,27 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from posttrain.constraint_ids import (
+    AT_LEAST,
+    CAPITAL_WORD_FREQUENCY,
+    END_CHECKER,
+    ENGLISH_CAPITAL,
+    FORBIDDEN_WORDS,
+    KEYWORD_EXISTENCE,
+    KEYWORD_FREQUENCY,
+    LESS_THAN,
+    LETTER_FREQUENCY,
+    MULTIPLE_SECTIONS,
+    NO_COMMA,
+    NTH_PARAGRAPH_FIRST_WORD,
+    NUMBER_BULLET_LISTS,
+    NUMBER_HIGHLIGHTED_SECTIONS,
+    NUMBER_PARAGRAPHS,
+    NUMBER_PLACEHOLDERS,
+    NUMBER_SENTENCES,
+    NUMBER_WORDS,
+)
 from posttrain.prompts.inventory import TaskType
-
-AT_LEAST, LESS_THAN = "at least", "less than"
 
 # Relative frequency of each letter in English text (share of all letters), for letter-count constraints.
 LETTER_SHARE = {
@@ -84,17 +102,17 @@ def fit_kwargs(
         return pool.pop(0)
 
     # Words: required, repeated and forbidden keywords are distinct words.
-    if "keywords:existence" in present:
-        kwargs["keywords:existence"]["keywords"] = [take() for _ in range(rng.randint(1, 2))]
-    if "startend:end_checker" in present:
-        phrase = kwargs["startend:end_checker"].get("end_phrase") or rng.choice(END_PHRASES)
-        if "punctuation:no_comma" in present and "," in phrase:
+    if KEYWORD_EXISTENCE in present:
+        kwargs[KEYWORD_EXISTENCE]["keywords"] = [take() for _ in range(rng.randint(1, 2))]
+    if END_CHECKER in present:
+        phrase = kwargs[END_CHECKER].get("end_phrase") or rng.choice(END_PHRASES)
+        if NO_COMMA in present and "," in phrase:
             phrase = rng.choice(END_PHRASES)
-        kwargs["startend:end_checker"]["end_phrase"] = phrase
-    if "length_constraints:nth_paragraph_first_word" in present:
-        first = kwargs["length_constraints:nth_paragraph_first_word"].get("first_word") or take()
-        kwargs["length_constraints:nth_paragraph_first_word"]["first_word"] = str(first).lower()
-    if "keywords:frequency" in present:
+        kwargs[END_CHECKER]["end_phrase"] = phrase
+    if NTH_PARAGRAPH_FIRST_WORD in present:
+        first = kwargs[NTH_PARAGRAPH_FIRST_WORD].get("first_word") or take()
+        kwargs[NTH_PARAGRAPH_FIRST_WORD]["first_word"] = str(first).lower()
+    if KEYWORD_FREQUENCY in present:
         relation = rng.choice((AT_LEAST, LESS_THAN))
         top = max(2, min(6, L // 50 + 2))
         frequency = rng.randint(2, top) if relation == AT_LEAST else rng.randint(2, 4)
@@ -105,61 +123,61 @@ def fit_kwargs(
             keyword = "keyword"
         else:
             pool.remove(keyword)
-        kwargs["keywords:frequency"].update(keyword=keyword, relation=relation, frequency=frequency)
-    if "keywords:forbidden_words" in present:
+        kwargs[KEYWORD_FREQUENCY].update(keyword=keyword, relation=relation, frequency=frequency)
+    if FORBIDDEN_WORDS in present:
         required = _required_text(kwargs).lower()
         forbidden = [w for w in pool if not re.search(rf"\b{re.escape(w)}\b", required)]
-        kwargs["keywords:forbidden_words"]["forbidden_words"] = forbidden[: rng.randint(1, 3)]
+        kwargs[FORBIDDEN_WORDS]["forbidden_words"] = forbidden[: rng.randint(1, 3)]
 
     # Counts: all derived from the one target length L.
-    if "length_constraints:number_words" in present:
+    if NUMBER_WORDS in present:
         relation = rng.choice((AT_LEAST, LESS_THAN))
         n = L * rng.uniform(0.55, 0.9) if relation == AT_LEAST else L * rng.uniform(1.25, 1.8)
-        kwargs["length_constraints:number_words"].update(relation=relation, num_words=_nice(n))
+        kwargs[NUMBER_WORDS].update(relation=relation, num_words=_nice(n))
     paragraphs = 0
-    if "length_constraints:number_paragraphs" in present:
+    if NUMBER_PARAGRAPHS in present:
         paragraphs = _clamp_range(rng, *task.paragraphs, cap=L // 30, floor=2)  # "exactly 1 paragraph" is no ask
-        kwargs["length_constraints:number_paragraphs"]["num_paragraphs"] = paragraphs
-    if "length_constraints:nth_paragraph_first_word" in present:
+        kwargs[NUMBER_PARAGRAPHS]["num_paragraphs"] = paragraphs
+    if NTH_PARAGRAPH_FIRST_WORD in present:
         paragraphs = _clamp_range(rng, *task.paragraphs, cap=L // 30, floor=2)
-        kwargs["length_constraints:nth_paragraph_first_word"].update(
+        kwargs[NTH_PARAGRAPH_FIRST_WORD].update(
             num_paragraphs=paragraphs, nth_paragraph=rng.randint(1, paragraphs)
         )
     bullets = 0
-    if "detectable_format:number_bullet_lists" in present:
+    if NUMBER_BULLET_LISTS in present:
         bullets = _clamp_range(rng, *task.bullets, cap=L // 6)
-        kwargs["detectable_format:number_bullet_lists"]["num_bullets"] = bullets
+        kwargs[NUMBER_BULLET_LISTS]["num_bullets"] = bullets
     sections = 0
-    if "detectable_format:multiple_sections" in present:
+    if MULTIPLE_SECTIONS in present:
         sections = _clamp_range(rng, *task.sections, cap=L // 40)
-        spliter = kwargs["detectable_format:multiple_sections"].get("section_spliter") or "Section"
-        if "change_case:english_capital" in present:
+        spliter = kwargs[MULTIPLE_SECTIONS].get("section_spliter") or "Section"
+        if ENGLISH_CAPITAL in present:
             spliter = spliter.upper()  # the splitter is matched case-sensitively
-        elif "change_case:capital_word_frequency" in present:
+        elif CAPITAL_WORD_FREQUENCY in present:
             spliter = spliter.capitalize()  # "SECTION" would itself count as a capital word
-        kwargs["detectable_format:multiple_sections"].update(num_sections=sections, section_spliter=spliter)
-    if "length_constraints:number_sentences" in present:
+        kwargs[MULTIPLE_SECTIONS].update(num_sections=sections, section_spliter=spliter)
+    if NUMBER_SENTENCES in present:
         estimate = max(1.0, L / 16)  # ~16 words per sentence in plain prose
         relation = rng.choice((AT_LEAST, LESS_THAN))
         if relation == AT_LEAST:
             n = max(1, math.floor(estimate * rng.uniform(0.4, 0.75)))
         else:  # room for every bullet, section header and paragraph to be read as a sentence of its own
             n = math.ceil(estimate * rng.uniform(1.3, 1.8)) + 2 + bullets + sections + paragraphs
-        kwargs["length_constraints:number_sentences"].update(relation=relation, num_sentences=n)
-    if "detectable_format:number_highlighted_sections" in present:
-        kwargs["detectable_format:number_highlighted_sections"]["num_highlights"] = rng.randint(
+        kwargs[NUMBER_SENTENCES].update(relation=relation, num_sentences=n)
+    if NUMBER_HIGHLIGHTED_SECTIONS in present:
+        kwargs[NUMBER_HIGHLIGHTED_SECTIONS]["num_highlights"] = rng.randint(
             1, max(1, min(4, L // 40))
         )
-    if "detectable_content:number_placeholders" in present:
-        kwargs["detectable_content:number_placeholders"]["num_placeholders"] = rng.randint(
+    if NUMBER_PLACEHOLDERS in present:
+        kwargs[NUMBER_PLACEHOLDERS]["num_placeholders"] = rng.randint(
             1, max(1, min(6, L // 25))
         )
-    if "change_case:capital_word_frequency" in present:
+    if CAPITAL_WORD_FREQUENCY in present:
         relation = rng.choice((AT_LEAST, LESS_THAN))
         n = rng.randint(2, max(2, min(20, L // 15))) if relation == AT_LEAST else rng.randint(8, 20)
-        kwargs["change_case:capital_word_frequency"].update(capital_relation=relation, capital_frequency=n)
-    if "keywords:letter_frequency" in present:
-        kwargs["keywords:letter_frequency"] = _fit_letter(rng, L, _required_text(kwargs).lower())
+        kwargs[CAPITAL_WORD_FREQUENCY].update(capital_relation=relation, capital_frequency=n)
+    if LETTER_FREQUENCY in present:
+        kwargs[LETTER_FREQUENCY] = _fit_letter(rng, L, _required_text(kwargs).lower())
     return [kwargs[cid] for cid in ids]
 
 

@@ -15,6 +15,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+from posttrain.constraint_ids import JSON_FORMAT, NUMBER_SENTENCES
+
 
 @dataclass(frozen=True)
 class Topic:
@@ -177,7 +179,7 @@ TASK_TYPES: tuple[TaskType, ...] = (
                        "Write a bedtime story for a ten-year-old about {subject}.",
                        "Write a piece of flash fiction centered on {subject}."),
              words=(200, 700), paragraphs=(3, 7), bullets=(2, 4), sections=(2, 4),
-             avoid=frozenset({"detectable_format:json_format"}), keywords=("story", "fiction", "tale")),
+             avoid=frozenset({JSON_FORMAT}), keywords=("story", "fiction", "tale")),
     TaskType("essay", ("Write an essay about {subject}.",
                        "Write a persuasive essay arguing for {subject}.",
                        "Write a reflective essay on what {subject} taught you.",
@@ -205,19 +207,19 @@ TASK_TYPES: tuple[TaskType, ...] = (
                           "Write a conversation between a teacher and a student about {subject}.",
                           "Write a short scene in which two strangers argue about {subject}."),
              words=(120, 450), paragraphs=(2, 6), bullets=(2, 4), sections=(2, 3),
-             avoid=frozenset({"detectable_format:json_format"}), keywords=("dialogue", "conversation", "scene")),
+             avoid=frozenset({JSON_FORMAT}), keywords=("dialogue", "conversation", "scene")),
     TaskType("poem", ("Write a poem about {subject}.",
                       "Write a short poem celebrating {subject}.",
                       "Write a funny poem about {subject}.",
                       "Write a poem for children about {subject}."),
              words=(40, 200), paragraphs=(2, 5), bullets=(2, 4), sections=(2, 3),
-             avoid=frozenset({"detectable_format:json_format", "length_constraints:number_sentences"}),
+             avoid=frozenset({JSON_FORMAT, NUMBER_SENTENCES}),
              keywords=("poem", "haiku", "limerick", "verse", "sonnet", "rhyme")),
     TaskType("speech", ("Write a speech for a school assembly about {subject}.",
                         "Write a toast for a community dinner that mentions {subject}.",
                         "Write a short motivational speech about {subject}."),
              words=(200, 700), paragraphs=(3, 6), bullets=(2, 5), sections=(2, 4),
-             avoid=frozenset({"detectable_format:json_format"}), keywords=("speech", "toast", "talk")),
+             avoid=frozenset({JSON_FORMAT}), keywords=("speech", "toast", "talk")),
     TaskType("review", ("Write a review of a book about {subject}.",
                         "Write a review of a workshop on {subject}.",
                         "Write a review of a podcast episode about {subject}."),

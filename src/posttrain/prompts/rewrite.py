@@ -22,6 +22,35 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from posttrain.constraint_ids import (
+    AT_LEAST,
+    CAPITAL_WORD_FREQUENCY,
+    CONSTRAINED_RESPONSE,
+    END_CHECKER,
+    ENGLISH_CAPITAL,
+    ENGLISH_LOWERCASE,
+    FORBIDDEN_WORDS,
+    JSON_FORMAT,
+    KEYWORD_EXISTENCE,
+    KEYWORD_FREQUENCY,
+    LESS_THAN,
+    LETTER_FREQUENCY,
+    NO_COMMA,
+    NTH_PARAGRAPH_FIRST_WORD,
+    NUMBER_BULLET_LISTS,
+    NUMBER_HIGHLIGHTED_SECTIONS,
+    NUMBER_PARAGRAPHS,
+    NUMBER_PLACEHOLDERS,
+    NUMBER_SENTENCES,
+    NUMBER_WORDS,
+    POSTSCRIPT,
+    QUOTATION,
+    REPEAT_PROMPT,
+    RESPONSE_LANGUAGE,
+    TITLE,
+    TWO_RESPONSES,
+)
+
 FEW_SHOT = """You turn a task and a list of rules into one request that a person would send to an AI assistant.
 Keep every rule: every number, every quoted word or phrase, and every symbol exactly as given. Write only the request.
 
@@ -50,34 +79,34 @@ class GeneratesText(Protocol):
 
 _NUMBER_WORDS = ("zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen "
                  "sixteen seventeen eighteen nineteen twenty").split()  # fmt: skip
-_AT_LEAST = r"at least|or more|a minimum of|minimum of|no fewer than|no less than|more than"
-_LESS_THAN = r"less than|fewer than|under|below"
+_AT_LEAST_WORDING = r"at least|or more|a minimum of|minimum of|no fewer than|no less than|more than"
+_LESS_THAN_WORDING = r"less than|fewer than|under|below"
 
 # Cue words per constraint id: the rewrite must match at least one of them (case-insensitive regex).
 CUES: dict[str, str] = {
-    "length_constraints:number_paragraphs": r"paragraph",
-    "length_constraints:number_sentences": r"sentence",
-    "length_constraints:number_words": r"word",
-    "length_constraints:nth_paragraph_first_word": r"paragraph",
-    "detectable_content:number_placeholders": r"placeholder|\[",
-    "detectable_content:postscript": r"p\.\s?p?\.?\s?s|postscript",
-    "detectable_format:number_bullet_lists": r"bullet|\* ",
-    "detectable_format:constrained_response": r"my answer is",
-    "detectable_format:number_highlighted_sections": r"highlight|\*",
-    "detectable_format:json_format": r"json",
-    "detectable_format:title": r"title|<<",
-    "combination:two_responses": r"\*{6}",
-    "keywords:existence": r".",
-    "keywords:frequency": r"time|occur|appear|repeat|use",
-    "keywords:forbidden_words": r"not|avoid|without|never|forbid|exclude|don't|no ",
-    "keywords:letter_frequency": r"letter",
-    "change_case:english_lowercase": r"lower\s?case|small letters",
-    "change_case:english_capital": r"capital|upper\s?case|all[- ]caps",
-    "change_case:capital_word_frequency": r"capital|upper\s?case|all[- ]caps",
-    "punctuation:no_comma": r"comma",
-    "startend:end_checker": r".",
-    "startend:quotation": r"quot|\"",
-    "language:response_language": r"language",
+    NUMBER_PARAGRAPHS: r"paragraph",
+    NUMBER_SENTENCES: r"sentence",
+    NUMBER_WORDS: r"word",
+    NTH_PARAGRAPH_FIRST_WORD: r"paragraph",
+    NUMBER_PLACEHOLDERS: r"placeholder|\[",
+    POSTSCRIPT: r"p\.\s?p?\.?\s?s|postscript",
+    NUMBER_BULLET_LISTS: r"bullet|\* ",
+    CONSTRAINED_RESPONSE: r"my answer is",
+    NUMBER_HIGHLIGHTED_SECTIONS: r"highlight|\*",
+    JSON_FORMAT: r"json",
+    TITLE: r"title|<<",
+    TWO_RESPONSES: r"\*{6}",
+    KEYWORD_EXISTENCE: r".",
+    KEYWORD_FREQUENCY: r"time|occur|appear|repeat|use",
+    FORBIDDEN_WORDS: r"not|avoid|without|never|forbid|exclude|don't|no ",
+    LETTER_FREQUENCY: r"letter",
+    ENGLISH_LOWERCASE: r"lower\s?case|small letters",
+    ENGLISH_CAPITAL: r"capital|upper\s?case|all[- ]caps",
+    CAPITAL_WORD_FREQUENCY: r"capital|upper\s?case|all[- ]caps",
+    NO_COMMA: r"comma",
+    END_CHECKER: r".",
+    QUOTATION: r"quot|\"",
+    RESPONSE_LANGUAGE: r"language",
 }
 # kwargs whose values must appear literally; counts may also appear as number words.
 _LITERAL_KEYS = ("keywords", "keyword", "forbidden_words", "end_phrase", "first_word", "postscript_marker",
@@ -109,17 +138,17 @@ def mentions(cid: str, kwargs: dict[str, Any], text: str) -> bool:
         value = kwargs.get(key)
         if isinstance(value, int) and not _has_count(text, value):
             return False
-    if cid == "keywords:letter_frequency" and not re.search(
+    if cid == LETTER_FREQUENCY and not re.search(
         rf"(?<![a-z]){re.escape(str(kwargs.get('letter', '')))}(?![a-z])", text, re.IGNORECASE
     ):
         return False
-    if cid == "language:response_language" and str(kwargs.get("language", "")).lower() not in lowered:
+    if cid == RESPONSE_LANGUAGE and str(kwargs.get("language", "")).lower() not in lowered:
         return False  # requires the code itself; a language name alone is not recognised (see docs)
     for key in _RELATION_KEYS:
         relation = kwargs.get(key)
-        if relation == "at least" and not re.search(_AT_LEAST, text, re.IGNORECASE):
+        if relation == AT_LEAST and not re.search(_AT_LEAST_WORDING, text, re.IGNORECASE):
             return False
-        if relation == "less than" and not re.search(_LESS_THAN, text, re.IGNORECASE):
+        if relation == LESS_THAN and not re.search(_LESS_THAN_WORDING, text, re.IGNORECASE):
             return False
     return True
 
@@ -176,7 +205,7 @@ def rewrite_prompts(
     results: list[RewriteResult | None] = [None] * len(items)
     todo: list[int] = []
     for i, (template, _, _, ids, _) in enumerate(items):
-        if "combination:repeat_prompt" in ids:
+        if REPEAT_PROMPT in ids:
             results[i] = RewriteResult(template, False, [])
         else:
             todo.append(i)

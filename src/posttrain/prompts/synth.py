@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from posttrain.constraint_ids import CGPO_23, REPEAT_PROMPT, RESPONSE_LANGUAGE
 from posttrain.constraints import Constraint, get_constraint
 from posttrain.errors import InputError
 from posttrain.prompts import combos
@@ -42,15 +43,13 @@ from posttrain.prompts.inventory import (
 )
 from posttrain.records import Prompt, iter_jsonl_rows
 
-REPEAT_PROMPT = "combination:repeat_prompt"
-
 
 @dataclass
 class SynthConfig:
     n: int = 1000
     constraints: str = "1-3"  # constraints per prompt: "3" or a range "1-5"
     seed: int = 0
-    ids: list[str] | None = None  # constraint ids to draw from; default: CGPO's 23 (combos.CGPO_23)
+    ids: list[str] | None = None  # constraint ids to draw from; default: CGPO's 23 (constraint_ids.CGPO_23)
     exclude: list[str] = field(default_factory=list)
     seed_tasks: str | None = None  # .txt (one task per line) or .jsonl ({"prompt"|"task": ..., "task_type": ...})
     seed_fraction: float = 1.0  # share of prompts built on seed tasks when a seed file is given
@@ -158,7 +157,7 @@ class Synthesizer:
             raise InputError(f"seed_fraction must be in [0, 1] (got {config.seed_fraction})")
         if config.near_dup is not None and not 0.0 <= config.near_dup <= 1.0:
             raise InputError(f"near_dup must be in (0, 1], or 0 to disable (got {config.near_dup})")
-        wanted = list(config.ids) if config.ids else list(combos.CGPO_23)
+        wanted = list(config.ids) if config.ids else list(CGPO_23)
         self.constraints: dict[str, Constraint] = {}
         for cid in wanted + list(config.exclude):
             self.constraints[cid] = get_constraint(cid)  # InputError for an unknown id
@@ -242,7 +241,7 @@ def unverifiable(candidates: list[Candidate]) -> list[int]:
 
     bad = []
     for i, c in enumerate(candidates):
-        if "language:response_language" in c.ids:
+        if RESPONSE_LANGUAGE in c.ids:
             continue  # the witness writes English only
         response = satisfying_response(c.ids, c.kwargs, random.Random(i))
         if not all(check_all(response, c.ids, c.kwargs)):

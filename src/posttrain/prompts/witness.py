@@ -21,7 +21,34 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
-AT_LEAST, LESS_THAN = "at least", "less than"
+from posttrain.constraint_ids import (
+    AT_LEAST,
+    CAPITAL_WORD_FREQUENCY,
+    CONSTRAINED_RESPONSE,
+    END_CHECKER,
+    ENGLISH_CAPITAL,
+    ENGLISH_LOWERCASE,
+    FORBIDDEN_WORDS,
+    JSON_FORMAT,
+    KEYWORD_EXISTENCE,
+    KEYWORD_FREQUENCY,
+    LESS_THAN,
+    LETTER_FREQUENCY,
+    MULTIPLE_SECTIONS,
+    NO_COMMA,
+    NTH_PARAGRAPH_FIRST_WORD,
+    NUMBER_BULLET_LISTS,
+    NUMBER_HIGHLIGHTED_SECTIONS,
+    NUMBER_PARAGRAPHS,
+    NUMBER_PLACEHOLDERS,
+    NUMBER_SENTENCES,
+    NUMBER_WORDS,
+    POSTSCRIPT,
+    QUOTATION,
+    REPEAT_PROMPT,
+    TITLE,
+    TWO_RESPONSES,
+)
 
 _NOUNS = ("river garden window table letter market bridge mountain valley forest morning evening street "
           "teacher student neighbor kitchen library village harbor station candle blanket lantern meadow "
@@ -90,73 +117,73 @@ def satisfying_response(
 ) -> str:
     """A response meeting every (id, kwargs) at once; `ban` lists extra words the text must not contain."""
     kw = {cid: dict(k or {}) for cid, k in zip(ids, kwargs, strict=True)}
-    if "detectable_format:constrained_response" in kw:
+    if CONSTRAINED_RESPONSE in kw:
         return "My answer is yes."
-    if "combination:repeat_prompt" in kw:
-        rest = [(c, k) for c, k in kw.items() if c != "combination:repeat_prompt"]
+    if REPEAT_PROMPT in kw:
+        rest = [(c, k) for c, k in kw.items() if c != REPEAT_PROMPT]
         body = satisfying_response([c for c, _ in rest], [k for _, k in rest], rng, ban)
-        return f"{kw['combination:repeat_prompt']['prompt_to_repeat']}\n{body}"
-    if "combination:two_responses" in kw:
-        rest = [(c, k) for c, k in kw.items() if c != "combination:two_responses"]
+        return f"{kw[REPEAT_PROMPT]['prompt_to_repeat']}\n{body}"
+    if TWO_RESPONSES in kw:
+        rest = [(c, k) for c, k in kw.items() if c != TWO_RESPONSES]
         first = satisfying_response([c for c, _ in rest], [k for _, k in rest], random.Random(rng.random()), ban)
         second = first
         while second == first:
             second = satisfying_response([c for c, _ in rest], [k for _, k in rest], random.Random(rng.random()), ban)
         return f"{first}\n******\n{second}"
 
-    letter_kw = kw.get("keywords:letter_frequency", {})
-    freq_kw = kw.get("keywords:frequency", {})
+    letter_kw = kw.get(LETTER_FREQUENCY, {})
+    freq_kw = kw.get(KEYWORD_FREQUENCY, {})
     vocab = _Vocabulary(
         rng,
         letters=letter_kw.get("letter", "") if letter_kw.get("let_relation") == LESS_THAN else "",
-        words=list(kw.get("keywords:forbidden_words", {}).get("forbidden_words", [])) + list(ban),
+        words=list(kw.get(FORBIDDEN_WORDS, {}).get("forbidden_words", [])) + list(ban),
         substrings=[freq_kw["keyword"]] if freq_kw.get("relation") == LESS_THAN else [],
     )
 
-    if "detectable_format:json_format" in kw:
-        keywords = kw.get("keywords:existence", {}).get("keywords", [])
+    if JSON_FORMAT in kw:
+        keywords = kw.get(KEYWORD_EXISTENCE, {}).get("keywords", [])
         return json.dumps({"answer": vocab.sentence(), "keywords": list(keywords)})
 
     # Inline content (keywords, highlights, placeholders, UPPERCASE words): phrases merged into one sentence
     # when the sentence count is capped, one sentence each otherwise.
     phrases: list[str] = []
-    for keyword in kw.get("keywords:existence", {}).get("keywords", []):
+    for keyword in kw.get(KEYWORD_EXISTENCE, {}).get("keywords", []):
         phrases.append(f"the word {keyword} is here")
     if freq_kw.get("relation") == AT_LEAST:
         phrases += [f"we say {freq_kw['keyword']} again"] * int(freq_kw["frequency"])
-    if "detectable_format:number_highlighted_sections" in kw:
-        n = int(kw["detectable_format:number_highlighted_sections"]["num_highlights"])
+    if NUMBER_HIGHLIGHTED_SECTIONS in kw:
+        n = int(kw[NUMBER_HIGHLIGHTED_SECTIONS]["num_highlights"])
         phrases += [f"this is *{vocab.noun()}*" for _ in range(n)]
-    if "detectable_content:number_placeholders" in kw:
-        n = int(kw["detectable_content:number_placeholders"]["num_placeholders"])
+    if NUMBER_PLACEHOLDERS in kw:
+        n = int(kw[NUMBER_PLACEHOLDERS]["num_placeholders"])
         phrases += [f"send it to [{vocab.noun()}]" for _ in range(n)]
-    if "change_case:english_capital" in kw or "change_case:english_lowercase" in kw:
+    if ENGLISH_CAPITAL in kw or ENGLISH_LOWERCASE in kw:
         phrases += vocab.english[:2]
-    capital = kw.get("change_case:capital_word_frequency", {})
+    capital = kw.get(CAPITAL_WORD_FREQUENCY, {})
     if capital.get("capital_relation") == AT_LEAST:
         phrases.append("note " + " ".join(vocab.noun().upper() for _ in range(int(capital["capital_frequency"]))))
-    sentences_kw = kw.get("length_constraints:number_sentences", {})
+    sentences_kw = kw.get(NUMBER_SENTENCES, {})
     if sentences_kw.get("relation") == LESS_THAN and phrases:
         phrases = [" and ".join(phrases)]
     extra = [p[0].upper() + p[1:] + "." for p in phrases]
-    if "detectable_format:number_bullet_lists" in kw:
-        n = int(kw["detectable_format:number_bullet_lists"]["num_bullets"])
+    if NUMBER_BULLET_LISTS in kw:
+        n = int(kw[NUMBER_BULLET_LISTS]["num_bullets"])
         extra += [f"* {vocab.adjective().capitalize()} {vocab.noun()}." for _ in range(n)]
-    if "detectable_format:multiple_sections" in kw:
-        section = kw["detectable_format:multiple_sections"]
+    if MULTIPLE_SECTIONS in kw:
+        section = kw[MULTIPLE_SECTIONS]
         extra += [f"{section['section_spliter']} {i}" for i in range(1, int(section["num_sections"]) + 1)]
 
     # Paragraph layout: `***` separators for number_paragraphs, blank lines otherwise.
-    nth = kw.get("length_constraints:nth_paragraph_first_word")
-    if "length_constraints:number_paragraphs" in kw:
-        paragraphs, separator = int(kw["length_constraints:number_paragraphs"]["num_paragraphs"]), "\n***\n"
+    nth = kw.get(NTH_PARAGRAPH_FIRST_WORD)
+    if NUMBER_PARAGRAPHS in kw:
+        paragraphs, separator = int(kw[NUMBER_PARAGRAPHS]["num_paragraphs"]), "\n***\n"
     elif nth:
         paragraphs, separator = int(nth["num_paragraphs"]), "\n\n"
     else:  # free layout: one paragraph when sentences are capped, else 1-3
         paragraphs = 1 if sentences_kw.get("relation") == LESS_THAN else rng.randint(1, 3)
         separator = "\n\n"
 
-    words_kw = kw.get("length_constraints:number_words", {})
+    words_kw = kw.get(NUMBER_WORDS, {})
     filler = paragraphs
     if sentences_kw.get("relation") == AT_LEAST:
         filler = max(filler, int(sentences_kw["num_sentences"]) + 1)
@@ -175,13 +202,13 @@ def satisfying_response(
             blocks[i % paragraphs].append(vocab.sentence())
         for i, line in enumerate(extra + top_up):
             blocks[i % paragraphs].append(line)
-        if "detectable_format:title" in kw:
+        if TITLE in kw:
             blocks[0].insert(1 if nth and int(nth["nth_paragraph"]) == 1 else 0, "<<a short title>>")
-        if "detectable_content:postscript" in kw:
-            blocks[-1].append(f"{kw['detectable_content:postscript']['postscript_marker']} {vocab.noun()}.")
+        if POSTSCRIPT in kw:
+            blocks[-1].append(f"{kw[POSTSCRIPT]['postscript_marker']} {vocab.noun()}.")
         text = separator.join("\n".join(block) for block in blocks)
-        if "startend:end_checker" in kw:
-            text = f"{text} {kw['startend:end_checker']['end_phrase']}"
+        if END_CHECKER in kw:
+            text = f"{text} {kw[END_CHECKER]['end_phrase']}"
         return text
 
     state = rng.getstate()
@@ -198,11 +225,11 @@ def satisfying_response(
             continue
         break
 
-    if "change_case:english_capital" in kw:
+    if ENGLISH_CAPITAL in kw:
         text = text.upper()
-    if "change_case:english_lowercase" in kw:
+    if ENGLISH_LOWERCASE in kw:
         text = text.lower()
-    if "startend:quotation" in kw:
+    if QUOTATION in kw:
         text = f'"{text}"'
     return text
 
@@ -217,54 +244,53 @@ def violating_response(cid: str, kwargs: dict[str, Any], rng: random.Random) -> 
     def flip(relation: str) -> str:
         return LESS_THAN if relation == AT_LEAST else AT_LEAST
 
-    if cid == "length_constraints:number_paragraphs":
+    if cid == NUMBER_PARAGRAPHS:
         return build([cid], [{"num_paragraphs": int(kw["num_paragraphs"]) + 1}])
-    if cid == "length_constraints:nth_paragraph_first_word":
+    if cid == NTH_PARAGRAPH_FIRST_WORD:
         return build([cid], [{**kw, "first_word": "different" if kw["first_word"] != "different" else "other"}])
-    if cid == "length_constraints:number_words":
+    if cid == NUMBER_WORDS:
         return build([cid], [{**kw, "relation": flip(kw["relation"])}])
-    if cid == "length_constraints:number_sentences":
+    if cid == NUMBER_SENTENCES:
         n = int(kw["num_sentences"])
         if kw["relation"] == AT_LEAST:  # fewer sentences than n: a single short sentence, or nothing at all
             return "The river is quiet." if n > 1 else ""
         return " ".join(_Vocabulary(rng).sentence() for _ in range(n + 2))
-    if cid == "detectable_content:number_placeholders":
+    if cid == NUMBER_PLACEHOLDERS:
         n = int(kw["num_placeholders"]) - 1
         return build([cid], [{"num_placeholders": n}]) if n > 0 else build()
-    if cid == "detectable_format:multiple_sections":
+    if cid == MULTIPLE_SECTIONS:
         n = int(kw["num_sections"]) - 1
         return build([cid], [{**kw, "num_sections": n}]) if n > 0 else build()
-    if cid == "detectable_format:number_highlighted_sections":
+    if cid == NUMBER_HIGHLIGHTED_SECTIONS:
         n = int(kw["num_highlights"]) - 1
         return build([cid], [{"num_highlights": n}]) if n > 0 else build()
-    if cid == "detectable_format:number_bullet_lists":
+    if cid == NUMBER_BULLET_LISTS:
         return build([cid], [{"num_bullets": int(kw["num_bullets"]) + 1}])
-    if cid == "keywords:existence":
+    if cid == KEYWORD_EXISTENCE:
         return build(ban=kw["keywords"])
-    if cid == "keywords:forbidden_words":
+    if cid == FORBIDDEN_WORDS:
         return f"{build()} The {kw['forbidden_words'][0]} is here."
-    if cid in ("keywords:frequency", "keywords:letter_frequency", "change_case:capital_word_frequency"):
-        key = {"keywords:frequency": "relation", "keywords:letter_frequency": "let_relation"}.get(cid, "capital_relation")
+    if cid in (KEYWORD_FREQUENCY, LETTER_FREQUENCY, CAPITAL_WORD_FREQUENCY):
+        key = {KEYWORD_FREQUENCY: "relation", LETTER_FREQUENCY: "let_relation"}.get(cid, "capital_relation")
         if kw[key] == LESS_THAN:  # reaching the cap breaks it
             return build([cid], [{**kw, key: AT_LEAST}])
-        if cid == "keywords:letter_frequency":  # none of the letter at all
+        if cid == LETTER_FREQUENCY:  # none of the letter at all
             return _Vocabulary(rng).without(kw["letter"])
         return build([cid], [{**kw, key: LESS_THAN}])  # none of the keyword / no UPPERCASE word
-    if cid == "change_case:english_lowercase":
+    if cid == ENGLISH_LOWERCASE:
         return build()  # sentences start with a capital letter
-    if cid == "change_case:english_capital":
-        return build(["change_case:english_lowercase"], [{}])
-    if cid == "punctuation:no_comma":
+    if cid == ENGLISH_CAPITAL:
+        return build([ENGLISH_LOWERCASE], [{}])
+    if cid == NO_COMMA:
         return f"{build()} Yes, it is."
-    if cid == "startend:end_checker":
+    if cid == END_CHECKER:
         return build()
-    if cid == "startend:quotation":
+    if cid == QUOTATION:
         return build()
-    if cid == "combination:repeat_prompt":
+    if cid == REPEAT_PROMPT:
         return f"Sure. {kw['prompt_to_repeat']}"
-    if cid == "detectable_format:json_format":
+    if cid == JSON_FORMAT:
         return build()  # plain text is not JSON
-    if cid in ("detectable_format:title", "detectable_content:postscript", "combination:two_responses",
-               "detectable_format:constrained_response"):  # fmt: skip
+    if cid in (TITLE, POSTSCRIPT, TWO_RESPONSES, CONSTRAINED_RESPONSE):
         return build()
     raise ValueError(f"no violating response builder for {cid}")
