@@ -9,7 +9,7 @@ import pytest
 
 from posttrain.errors import InputError
 from posttrain.pairs.mcts import MCTSConfig, Node, TreeSearch, cut_segment, mcts_pairs
-from posttrain.records import Prompt
+from posttrain.records import Pair, Prompt
 
 SENTENCES = ["The sea is calm. ", "Waves, wind, and salt. ", "Birds fly home. ", "Night falls slowly. "]
 
@@ -138,3 +138,23 @@ def test_bad_config_is_an_input_error():
         mcts_pairs([Prompt(prompt="x")], ScriptedPolicy(), Params, no_comma_scorer, MCTSConfig(branching=1))
     with pytest.raises(InputError, match="unknown MCTS segment"):
         mcts_pairs([Prompt(prompt="x")], ScriptedPolicy(), Params, no_comma_scorer, MCTSConfig(segment="words"))
+
+
+def test_the_file_stage_resumes_per_prompt(tmp_path):
+    """`mcts_pairs_to_file` (the stage of `posttrain pairs --method mcts` and `posttrain run`) writes per prompt:
+    a rerun searches only the prompts without pairs, and the file equals an uninterrupted run's."""
+    from posttrain.pairs.mcts import mcts_pairs_to_file
+    from posttrain.records import read_records
+
+    prompts = [SEA, Prompt(prompt="Describe a harbour without commas.", instruction_id_list=["punctuation:no_comma"])]
+    config = MCTSConfig(simulations=8, branching=3, segment_tokens=8, rollout_max_tokens=32, min_value_gap=0.1)
+    whole = tmp_path / "whole.jsonl"
+    assert mcts_pairs_to_file(prompts, whole, ScriptedPolicy(), Params, no_comma_scorer, config)[0] == 0
+    # A run that finished the first prompt only (as a crash would leave it), then a rerun.
+    part = tmp_path / "part.jsonl"
+    mcts_pairs_to_file(prompts[:1], part, ScriptedPolicy(), Params, no_comma_scorer, config)
+    part.rename(tmp_path / "part.jsonl.partial")
+    told: list[int] = []
+    skipped, stats = mcts_pairs_to_file(prompts, part, ScriptedPolicy(), Params, no_comma_scorer, config, told.append)
+    assert skipped == 1 and stats.prompts == 1 and told[0] == 1 and sum(told) == 2
+    assert read_records(part, Pair) == read_records(whole, Pair)

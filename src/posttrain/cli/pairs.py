@@ -127,10 +127,9 @@ def _mcts(prompts_path: Path, out: Path, model: str, config: MCTSConfig, judge_m
     pairs (the search is deterministic per prompt, so re-searching one that gave none gives none again)."""
     from posttrain.constraints import MODES
     from posttrain.models import SamplingParams, load_backend
-    from posttrain.pairs.mcts import constraint_scorer, mcts_pairs
+    from posttrain.pairs.mcts import constraint_scorer, mcts_pairs_to_file
     from posttrain.progress import generation_progress
-    from posttrain.records import Pair, Prompt, RecordWriter, atomic_write_text, read_records
-    from posttrain.sampling import written_rows
+    from posttrain.records import Prompt, atomic_write_text, read_records
 
     if judge_mode not in MODES:
         raise InputError(f"unknown judge mode '{judge_mode}'; choose one of {', '.join(MODES)}")
@@ -140,17 +139,8 @@ def _mcts(prompts_path: Path, out: Path, model: str, config: MCTSConfig, judge_m
     for p in rows:
         scorer(p)  # every prompt must be scorable before any search starts
     backend = load_backend(model)
-    with RecordWriter(out) as writer:
-        done = {str(row["prompt_id"]) for _, row in written_rows(out)}
-        todo = [p for p in rows if p.id not in done]
-        with generation_progress("mcts", len(rows), len(rows) - len(todo)) as bar:
-
-            def finished(prompt: Prompt, made: list[Pair]) -> None:
-                for pair in made:
-                    writer.write(pair)
-                bar.advance(1, 0)
-
-            _, stats = mcts_pairs(todo, backend, SamplingParams, scorer, config, on_prompt_done=finished)
+    with generation_progress("mcts", len(rows)) as bar:
+        _, stats = mcts_pairs_to_file(rows, out, backend, SamplingParams, scorer, config, lambda n: bar.advance(n, 0))
     atomic_write_text(out.with_suffix(".stats.json"), json.dumps(stats.as_dict(), indent=2))
     Console().print(
         f"{stats.pairs} pairs from {stats.prompts} searched prompts, {stats.generated_tokens} tokens generated "

@@ -24,10 +24,11 @@ import math
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Protocol
 
 from posttrain.errors import InputError
-from posttrain.records import Pair, Prompt
+from posttrain.records import Pair, Prompt, RecordWriter
 
 SENTENCE_END = re.compile(r"(?<=[.!?])\s+|\n+")
 SEGMENTS = ("sentence", "tokens")
@@ -327,3 +328,32 @@ def mcts_pairs(
         pairs.extend(made)
         on_prompt_done(prompt, made)
     return pairs, stats
+
+
+def mcts_pairs_to_file(
+    prompts: list[Prompt],
+    out: Path,
+    backend: GenerationBackend,
+    params_factory: Callable[..., Any],
+    scorer_for: Callable[[Prompt], Callable[[list[str]], list[float]]],
+    config: MCTSConfig,
+    on_prompts_done: Callable[[int], None] = lambda n: None,
+) -> tuple[int, MCTSStats]:
+    """The MCTS stage, as `posttrain pairs --method mcts` and `posttrain run` both run it: pairs are written per
+    prompt, so a rerun after a crash skips the prompts that gave pairs (the search is deterministic per prompt, so
+    re-searching one that gave none gives none again). `on_prompts_done(n)` is told of the prompts a previous run
+    finished first, then of each prompt searched. Returns (prompts skipped as done, stats of this search)."""
+    from posttrain.sampling import written_rows
+
+    with RecordWriter(out) as writer:
+        done = {str(row["prompt_id"]) for _, row in written_rows(out)}
+        todo = [p for p in prompts if p.id not in done]
+        on_prompts_done(len(prompts) - len(todo))
+
+        def finished(prompt: Prompt, made: list[Pair]) -> None:
+            for pair in made:
+                writer.write(pair)
+            on_prompts_done(1)
+
+        _, stats = mcts_pairs(todo, backend, params_factory, scorer_for, config, on_prompt_done=finished)
+    return len(prompts) - len(todo), stats

@@ -189,7 +189,8 @@ def build_pairs(cfg: RunConfig, run_dir: Path, round_dir: str, round_index: int,
         pairs += repaired
         stats["repair"] = repair_stats.as_dict()
     if "mcts" in cfg.pairs.methods:
-        mcts, mcts_stats = _mcts(cfg, round_prompts(cfg, run_dir, round_index), round_model(cfg, run_dir, round_index))
+        mcts, mcts_stats = _mcts(cfg, round_prompts(cfg, run_dir, round_index), round_model(cfg, run_dir, round_index),
+                                 out)
         pairs += mcts
         stats["mcts"] = mcts_stats
     with RecordWriter(out / "pairs.jsonl", fresh=True) as writer:
@@ -208,15 +209,18 @@ def build_targets(cfg: RunConfig, run_dir: Path, round_dir: str, out: Path) -> N
     atomic_write_text(out / "stats.json", json.dumps(stats.as_dict(), indent=2))
 
 
-def _mcts(cfg: RunConfig, prompts: list[Prompt], model: str) -> tuple[list[Pair], dict[str, Any]]:
+def _mcts(cfg: RunConfig, prompts: list[Prompt], model: str, out: Path) -> tuple[list[Pair], dict[str, Any]]:
+    """MCTS pairs through the stage `posttrain pairs --method mcts` runs: resumable per prompt (`mcts.jsonl`)."""
     from posttrain.models import SamplingParams, load_backend
-    from posttrain.pairs.mcts import constraint_scorer, mcts_pairs
+    from posttrain.pairs.mcts import constraint_scorer, mcts_pairs_to_file
 
     search = prompts[: cfg.pairs.mcts_prompts] if cfg.pairs.mcts_prompts else prompts
     scorer = constraint_scorer(cfg.judge.mode)
     backend = load_backend(model, threads=cfg.threads, dtype=cfg.sample.dtype)
-    pairs, stats = mcts_pairs(search, backend, SamplingParams, scorer, cfg.pairs.mcts)
-    return pairs, stats.as_dict()
+    with generation_progress("mcts", len(search)) as bar:
+        skipped, stats = mcts_pairs_to_file(search, out / "mcts.jsonl", backend, SamplingParams, scorer,
+                                            cfg.pairs.mcts, lambda n: bar.advance(n, 0))  # fmt: skip
+    return read_records(out / "mcts.jsonl", Pair), {**stats.as_dict(), "resumed_prompts": skipped}
 
 
 def train_policy(cfg: RunConfig, run_dir: Path, round_dir: str, round_index: int, out: Path) -> None:
