@@ -24,7 +24,7 @@ from typing import Any
 
 from posttrain.errors import InputError
 from posttrain.evals.ifeval import IFEvalResult, evaluate_ifeval, summarize
-from posttrain.records import Prompt, Sample, atomic_write_text, read_records
+from posttrain.records import Prompt, Sample, atomic_write_text, content_id, read_records
 
 CACHE_VERSION = "1"  # bump when what a cached evaluation holds changes meaning
 
@@ -88,10 +88,8 @@ def model_fingerprint(model: str) -> str:
 
 
 def _cache_key(fingerprint: str, prompts: list[Prompt], section: EvalSection, seed: int) -> str:
-    blob = json.dumps(
-        [CACHE_VERSION, fingerprint, [p.id for p in prompts], section.max_new_tokens, section.batch_size, seed]
-    )
-    return hashlib.sha256(blob.encode()).hexdigest()[:24]
+    return content_id(CACHE_VERSION, fingerprint, [p.id for p in prompts], section.max_new_tokens,
+                      section.batch_size, seed)  # fmt: skip
 
 
 def score(prompts: list[Prompt], responses: Path) -> IFEvalResult:
