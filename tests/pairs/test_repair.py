@@ -77,6 +77,10 @@ def test_combinations_and_layouts():
     assert bullets is not None and bullets.count("\n* ") == 3
     two = repair(ANSWER, ["combination:two_responses"], [{}], others=["Bees make honey. They live in hives."])
     assert two == ANSWER + "\n******\nBees make honey. They live in hives."
+    # With no other sample (greedy sampling), the answer's two halves are the two responses.
+    halves = repair(ANSWER, ["combination:two_responses"], [{}])
+    assert halves is not None and halves.startswith("Bees are small insects") and halves.count("\n******\n") == 1
+    assert halves.split("\n******\n")[1].startswith("Bees also pollinate")  # 7 sentences: 4 and 3
 
 
 def test_length_floors_borrow_from_the_other_answers_and_caps_drop_sentences():
@@ -93,7 +97,7 @@ def test_length_floors_borrow_from_the_other_answers_and_caps_drop_sentences():
 def test_what_a_rule_cannot_do_gives_none():
     assert repair(ANSWER, ["language:response_language"], [{"language": "de"}]) is None
     assert repair(ANSWER, ["length_constraints:number_words"], [{"relation": "at least", "num_words": 900}]) is None
-    assert repair(ANSWER, ["combination:two_responses"], [{}]) is None  # no second answer to add
+    assert repair("Bees make honey.", ["combination:two_responses"], [{}]) is None  # one sentence: no second answer
     # A loop cut off by the token budget repairs into a finished answer even with no constraint missed.
     assert repair(LOOP, ["punctuation:no_comma"], [{}], truncated=True) == (
         "Here is my plan for the day.\n\nI will take the train to the city."

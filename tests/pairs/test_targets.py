@@ -55,5 +55,5 @@ def test_every_target_meets_every_constraint_in_both_modes():
         p = by_id[row["prompt_id"]]
         for mode in ("ifeval", "fixed"):
             assert all(check_all(row["completion"], p.instruction_id_list, p.kwargs, mode=mode))
-    # two_responses needs a second, different answer: one sample cannot be repaired into it.
+    # two_responses needs a second, different answer: a one-sentence sample cannot be split into two.
     assert stats.without_target == 1 and stats.by_constraint["combination:two_responses"] == {"prompts": 1, "targets": 0}

@@ -109,6 +109,15 @@ def test_seed_fraction_mixes_inventory(tmp_path: Path):
     assert 10 < seeded < 60
 
 
+def test_weights_draw_the_named_types_more_often_and_none_changes_nothing():
+    plain, _ = synthesize(SynthConfig(n=300, constraints="1-2", seed=4))
+    weighted, _ = synthesize(SynthConfig(n=300, constraints="1-2", seed=4, weights={"startend:quotation": 4.0}))
+    count = lambda ps: sum("startend:quotation" in p.instruction_id_list for p in ps)  # noqa: E731
+    assert count(weighted) > 2 * count(plain) > 0
+    unit, _ = synthesize(SynthConfig(n=300, constraints="1-2", seed=4, weights={}))
+    assert [p.prompt for p in unit] == [p.prompt for p in plain]  # no weights: the unweighted draw, same prompts
+
+
 def test_infer_task_type():
     assert infer_task_type("Write a limerick about a cat").name == "poem"
     assert infer_task_type("Summarize the plot").name == "generic"
@@ -122,6 +131,8 @@ def test_infer_task_type():
         (SynthConfig(ids=["detectable_format:json_format", "detectable_format:title"], constraints="2"), "at most 1"),
         (SynthConfig(n=0), "at least 1"),
         (SynthConfig(near_dup=1.5), "near_dup"),
+        (SynthConfig(weights={"language:response_language": 2.0}), "not one of the constraint ids"),
+        (SynthConfig(weights={"startend:quotation": 0.0}), "must be positive"),
     ],
 )
 def test_bad_config_is_input_error(config, message):

@@ -12,7 +12,8 @@ A repair, in order:
    is dropped; an answer cut off by the token budget also loses its unfinished last sentence.
 2. Edit the content: forbidden words and over-used keywords out, missing keywords and placeholders in, sentence and
    word caps by dropping trailing sentences, UPPERCASE words in or out.
-3. Re-lay the structure: paragraphs, sections, bullets, highlights, JSON, a second response, the repeated request.
+3. Re-lay the structure: paragraphs, sections, bullets, highlights, JSON, a second response (another sample, or the
+   answer's second half when there is none), the repeated request.
 4. Wrap: title, P.S., end phrase, case, commas, quotation marks.
 5. Verify with the checkers, strict, in both `ifeval` and `fixed` mode: a repair that does not pass everything is
    discarded. So a rule that cannot do its job (`language:response_language`; "at least" counts the text is too
@@ -218,7 +219,12 @@ def _layout(response: str, ctx: _Context) -> str | None:
     if TWO_RESPONSES in kw:
         second = next((o for o in ctx.others if o.strip() and o.strip() != response.strip()), None)
         if second is None:
-            return None
+            # One sample only (greedy): its first half and its second half are the two answers, each in the
+            # model's own words; an answer of one sentence cannot be split.
+            halves = _groups(_sentences(response), 2)
+            if halves is None:
+                return None
+            response, second = (" ".join(half) for half in halves)
         response = f"{response}\n******\n{second}"
     if any(cid in kw for cid in (NUMBER_PARAGRAPHS, NTH_PARAGRAPH_FIRST_WORD, MULTIPLE_SECTIONS, NUMBER_BULLET_LISTS)):
         units = _sentences(response)

@@ -117,11 +117,23 @@ def check_feasible(ids: Iterable[str], table: Mapping[str, frozenset[str]], most
 
 
 def sample_combination(
-    rng: random.Random, pool: list[str], k: int, table: Mapping[str, frozenset[str]], tries: int = 20
+    rng: random.Random,
+    pool: list[str],
+    k: int,
+    table: Mapping[str, frozenset[str]],
+    tries: int = 20,
+    weights: Mapping[str, float] | None = None,
 ) -> list[str] | None:
-    """k mutually compatible ids, drawn in random order (None if `tries` greedy passes all fall short)."""
+    """k mutually compatible ids, drawn in random order (None if `tries` greedy passes all fall short).
+
+    `weights` (id -> relative weight, 1 for ids not named) makes the order a weighted draw without replacement
+    (Efraimidis & Spirakis: sort by u ** (1 / w)), so an id of weight 2 comes early about twice as often."""
     for _ in range(tries):
-        order = rng.sample(pool, len(pool))
+        if weights:
+            keys = {cid: rng.random() ** (1.0 / weights.get(cid, 1.0)) for cid in pool}
+            order = sorted(pool, key=keys.__getitem__, reverse=True)
+        else:
+            order = rng.sample(pool, len(pool))
         chosen: list[str] = []
         for cid in order:
             if all(cid not in table[c] for c in chosen):

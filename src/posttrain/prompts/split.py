@@ -16,6 +16,7 @@ class PromptsSection:
     n_heldout: int = 32
     constraints: str = "1-3"  # constraints per prompt, "k" or "lo-hi"
     ids: list[str] | None = None  # constraint ids to draw from (default: CGPO's 23 types)
+    weights: dict[str, float] | None = None  # id -> relative weight of drawing it (others weigh 1)
     seed_tasks: str | None = None  # optional file of user tasks (see `posttrain prompts synth --help`)
 
 
@@ -26,7 +27,7 @@ def make_prompts(section: PromptsSection, seed: int, out: Path) -> None:
 
     total = section.n_train + section.n_heldout
     synth = SynthConfig(n=total, constraints=section.constraints, seed=seed, ids=section.ids,
-                        seed_tasks=section.seed_tasks)  # fmt: skip
+                        weights=section.weights, seed_tasks=section.seed_tasks)  # fmt: skip
     prompts, counters = synthesize(synth)
     order = list(range(len(prompts)))
     random.Random(seed).shuffle(order)

@@ -51,6 +51,8 @@ class SynthConfig:
     seed: int = 0
     ids: list[str] | None = None  # constraint ids to draw from; default: CGPO's 23 (constraint_ids.CGPO_23)
     exclude: list[str] = field(default_factory=list)
+    # id -> relative weight of drawing it (ids not named weigh 1): more prompts with the types a model fails most
+    weights: dict[str, float] | None = None
     seed_tasks: str | None = None  # .txt (one task per line) or .jsonl ({"prompt"|"task": ..., "task_type": ...})
     seed_fraction: float = 1.0  # share of prompts built on seed tasks when a seed file is given
     near_dup: float | None = 0.9  # MinHash Jaccard threshold for near duplicates; None or 0 disables
@@ -164,6 +166,11 @@ class Synthesizer:
         self.pool = [cid for cid in dict.fromkeys(wanted) if cid not in set(config.exclude)]
         self.table = combos.conflict_table({cid: c.conflicts for cid, c in self.constraints.items()})
         combos.check_feasible(self.pool, self.table, self.k_max)
+        for cid, weight in (config.weights or {}).items():
+            if cid not in self.pool:
+                raise InputError(f"weights: '{cid}' is not one of the constraint ids drawn from")
+            if not weight > 0:
+                raise InputError(f"weights: '{cid}' has weight {weight}; weights must be positive")
         self.seed_tasks = seed_tasks or []
         self.rejected: Counter[str] = Counter()
         self.tasks_for = {cid: {t.name for t in TASK_TYPES if self.fits(cid, t)} for cid in self.pool}
@@ -178,11 +185,12 @@ class Synthesizer:
             # A seed task is given: draw constraints that fit it.
             seed = rng.choice(self.seed_tasks)
             task, base, topic_name, topic_words = seed.task, seed.text, "seed", seed.topic_words
-            ids = combos.sample_combination(rng, [c for c in self.pool if self.fits(c, task)], k, self.table)
+            ids = combos.sample_combination(rng, [c for c in self.pool if self.fits(c, task)], k, self.table,
+                                              weights=self.config.weights)  # fmt: skip
         else:
             # Constraints first, then a task type they fit: each id's share then does not depend on which
             # task types avoid it (a yes/no answer format would otherwise only ever meet the question task).
-            ids = combos.sample_combination(rng, self.pool, k, self.table)
+            ids = combos.sample_combination(rng, self.pool, k, self.table, weights=self.config.weights)
             names = set.intersection(*(self.tasks_for[c] for c in ids)) if ids else set()
             tasks = [t for t in TASK_TYPES if t.name in names]
             task = rng.choice(tasks) if tasks else TASK_TYPES[0]
