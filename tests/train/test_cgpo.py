@@ -415,4 +415,4 @@ def test_cli_runs_and_reports_bad_config(tiny_model_dir, tmp_path, capsys):
     assert main(args) == 0
     assert "trained 1 steps" in capsys.readouterr().out
     assert main([*args, "tasks.instruction_following.optimizer=ppo"]) == 2
-    assert "'tasks.instruction_following.optimizer': Input should be 'crpg', 'codpo' or 'crraft'" in capsys.readouterr().err
+    assert "'tasks.instruction_following.optimizer': Input should be 'crpg', 'codpo', 'crraft', 'grpo', 'rloo' or 'reinforce_pp'" in capsys.readouterr().err

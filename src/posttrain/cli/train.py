@@ -1,4 +1,4 @@
-"""`posttrain train sft|rm|dpo|cgpo`: training recipes (offline, and CGPO online), configured by YAML + `key=value`
+"""`posttrain train sft|rm|dpo|cgpo|grpo`: training recipes (offline, and the online loop: CGPO or the GRPO family), configured by YAML + `key=value`
 overrides."""
 
 from __future__ import annotations
@@ -96,36 +96,52 @@ def register(app: typer.Typer) -> None:
         rows, source = read_rows_with_lines(_data_path(cfg, data), Pair)
         _report(train_dpo(cfg, rows, source), "loss,rewards/accuracy,rewards/margin")
 
+    prompts_help = "Prompt records (JSONL/Parquet); default: data.path, else synthetic IF prompts."
+
     @sub.command("cgpo")
     def cgpo(
         overrides: list[str] = typer.Argument(None, help=OVERRIDES_HELP),
         config: Path = typer.Option(None, "--config", help="YAML recipe (e.g. recipes/cgpo_ifeval.yaml)."),
-        prompts: Path = typer.Option(
-            None,
-            "--prompts",
-            help="Prompt records (JSONL/Parquet); default: data.path, else synthetic IF prompts.",
-        ),
+        prompts: Path = typer.Option(None, "--prompts", help=prompts_help),
     ) -> None:
         """Online CGPO (Mixture of Judges; CRPG, CODPO or CRRAFT per task) on the in-process policy.
 
         Example: posttrain train cgpo --config recipes/cgpo_ifeval.yaml tasks.instruction_following.optimizer=crpg
         """
-        from posttrain.config import load_config
-        from posttrain.records import Prompt
-        from posttrain.train.cgpo import CGPOConfig, train_cgpo
-        from posttrain.train.data import read_rows_with_lines
+        _online(config, overrides, prompts, None, "loss,violation,calibrated_reward,kl")
 
-        cfg = load_config(CGPOConfig, config, overrides or [])
-        path = str(prompts) if prompts is not None else cfg.data.path
-        rows, source = read_rows_with_lines(path, Prompt) if path else (None, None)
-        result = train_cgpo(cfg, rows, source)
-        _report(result, "loss,violation,calibrated_reward,kl")
-        for name in ("eval_before", "eval_after"):
-            metrics = result.output_dir / name / "heldout" / "metrics.json"
-            if metrics.exists():
-                import json
+    @sub.command("grpo")
+    def grpo(
+        overrides: list[str] = typer.Argument(None, help=OVERRIDES_HELP),
+        config: Path = typer.Option(None, "--config", help="YAML recipe (e.g. recipes/grpo_ifeval.yaml)."),
+        prompts: Path = typer.Option(None, "--prompts", help=prompts_help),
+    ) -> None:
+        """Online GRPO, RLOO or REINFORCE++ with verifiable rewards: the same loop as `train cgpo`, where a task
+        that names no optimizer uses grpo.
 
-                acc = json.loads(metrics.read_text(encoding="utf-8"))["prompt_level_strict_acc"]
-                Console().print(
-                    f"{name}: held-out violation rate {1 - acc:.3f} (prompt-level strict, IFEval mode)"
-                )
+        Example: posttrain train grpo --config recipes/grpo_ifeval.yaml tasks.instruction_following.kl_coef=0.04
+        """
+        _online(config, overrides, prompts, "grpo", "loss,reward,violation,clip_fraction,kl")
+
+
+def _online(config: Path | None, overrides: list[str] | None, prompts: Path | None, default: str | None,
+            columns: str) -> None:  # fmt: skip
+    from posttrain.config import load_config
+    from posttrain.records import Prompt
+    from posttrain.train.cgpo import CGPOConfig, train_cgpo
+    from posttrain.train.data import read_rows_with_lines
+
+    cfg = load_config(CGPOConfig, config, overrides or [])
+    if default is not None:  # tasks that name no optimizer take the command's
+        cfg.tasks = {name: {"optimizer": default, **(raw or {})} for name, raw in cfg.tasks.items()}
+    path = str(prompts) if prompts is not None else cfg.data.path
+    rows, source = read_rows_with_lines(path, Prompt) if path else (None, None)
+    result = train_cgpo(cfg, rows, source)
+    _report(result, columns)
+    for name in ("eval_before", "eval_after"):
+        metrics = result.output_dir / name / "heldout" / "metrics.json"
+        if metrics.exists():
+            import json
+
+            acc = json.loads(metrics.read_text(encoding="utf-8"))["prompt_level_strict_acc"]
+            Console().print(f"{name}: held-out violation rate {1 - acc:.3f} (prompt-level strict, IFEval mode)")

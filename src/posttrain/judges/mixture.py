@@ -122,8 +122,13 @@ class MixtureOfJudges(Judge):
         return self.evaluate_items(items, baselines)
 
     def evaluate_items(
-        self, items: Sequence[Item], baselines: Sequence[str | None] | None = None, with_reward: bool = True
+        self,
+        items: Sequence[Item],
+        baselines: Sequence[str | None] | None = None,
+        with_reward: bool = True,
+        calibrate: bool = True,
     ) -> list[MixtureResult]:
+        """`calibrate=False`: the reward r(s, a) without the baseline's σ(r(a) − r(ā)) (group methods need no ā)."""
         results: list[MixtureResult | None] = [None] * len(items)
         by_task: dict[str, list[int]] = {}
         for i, item in enumerate(items):
@@ -134,15 +139,16 @@ class MixtureOfJudges(Judge):
             per_judge = {judge.name: _checked(judge, group) for judge in spec.constraints}
             rewards = _checked(spec.reward, group) if with_reward and spec.reward is not None else None
             base_scores = None
-            if rewards is not None and spec.reward is not None:
+            if rewards is not None and spec.reward is not None and calibrate:
                 base_scores = self._baseline_scores(spec.reward, group, [baselines[i] if baselines else None for i in idx])
             for k, i in enumerate(idx):
                 judgments = {name: js[k] for name, js in per_judge.items()}
                 value = all_true([j.value for j in judgments.values()]) if judgments else 1
                 result = MixtureResult(value, judgments)
+                if rewards is not None:
+                    result.reward_judgment, result.reward = rewards[k], rewards[k].score
                 if rewards is not None and base_scores is not None:
-                    result.reward_judgment = rewards[k]
-                    result.reward, result.baseline_reward = rewards[k].score, base_scores[k]
+                    result.baseline_reward = base_scores[k]
                     if result.reward is not None and result.baseline_reward is not None:
                         result.calibrated = sigmoid(result.reward - result.baseline_reward)
                 results[i] = result

@@ -59,6 +59,7 @@ from posttrain.prompts.split import PromptsSection
 from posttrain.records import Prompt, Sample, atomic_write_text, read_records
 from posttrain.train import losses
 from posttrain.train.data import (
+    Batch,
     Sequence,
     Source,
     collate,
@@ -96,11 +97,16 @@ from posttrain.train.runtime import (
 # ---------------------------------------------------------------------------------------------------- config
 
 
+CGPO_OPTIMIZERS = ("crpg", "codpo", "crraft")
+GROUP_OPTIMIZERS = ("grpo", "rloo", "reinforce_pp")  # train/grpo.py
+
+
 @dataclass
 class CGPOTask:
-    """One task of Algorithm 2: its judges, reward, optimizer and hyperparameters."""
+    """One task of Algorithm 2: its judges, reward, optimizer and hyperparameters. The optimizer is one of CGPO's
+    (crpg, codpo, crraft) or of the GRPO family (grpo, rloo, reinforce_pp: train/grpo.py)."""
 
-    optimizer: Literal["crpg", "codpo", "crraft"] = "crraft"
+    optimizer: Literal["crpg", "codpo", "crraft", "grpo", "rloo", "reinforce_pp"] = "crraft"
     # Constraint judges, ANDed: verdict name -> options (`type:` picks the registry judge, as in recipes/judges.yaml).
     judges: dict[str, dict[str, Any]] = field(default_factory=lambda: {"ifeval": {"mode": "fixed"}})
     # r(s, a): any judge's score, e.g. a reward model ({type: reward_model, model: DIR}) or the IF judge's
@@ -115,6 +121,25 @@ class CGPOTask:
     # posttrain's extension, CODPO only: a prompt with no satisfied response takes ā as its chosen response (when ā
     # satisfies every constraint) instead of being skipped, as CRRAFT falls back to ā. Off = the paper.
     baseline_chosen: bool = False
+    # ---- the GRPO family only (train/grpo.py; docs/methods/grpo.md)
+    # The reward is r(s, a), the reward judge's score; with `gate`, 0 for a response that fails a constraint judge
+    # (or is cut off while generation.require_finished): CGPO's Mixture of Judges as the gate of a group method.
+    gate: bool = False
+    clip_eps: float = 0.2  # PPO clip range ε of the ratio π/π_old
+    clip_eps_high: float | None = None  # upper range (DAPO's clip-higher, e.g. 0.28); None = clip_eps
+    # grpo: coefficient of the k3 KL to π_ref in the loss; rloo / reinforce_pp: of the KL penalty in the reward
+    # (per response for rloo, per token for reinforce_pp). 0 = no reference term.
+    kl_coef: float = 0.0
+    # How token losses add up: token (DAPO: all tokens weigh the same), sequence (GRPO paper: mean per response,
+    # then over responses), fixed (Dr. GRPO: divided by n · max_new_tokens).
+    loss_aggregation: Literal["token", "sequence", "fixed"] = "token"
+    scale_advantages: bool = True  # grpo: divide by the group's reward std (Dr. GRPO: false)
+    drop_uniform_groups: bool = False  # leave out prompts whose K rewards are all equal (DAPO's dynamic-sampling filter)
+    # Responses cut off by max_new_tokens: keep, filter (no loss on them: DAPO's overlong filtering), or penalty
+    # (DAPO's soft overlong punishment, added to the reward: 0 up to max_new_tokens − overlong_buffer tokens, then
+    # falling linearly to −1 at max_new_tokens).
+    overlong: Literal["keep", "filter", "penalty"] = "keep"
+    overlong_buffer: int = 32
 
 
 @dataclass
@@ -153,6 +178,9 @@ class CGPOLoopConfig(LoopConfig):
     output_dir: str = "runs/cgpo"
     lr: float = 1e-6
     examples_per_forward: int | None = 4  # sequences (CODPO: pairs) per forward/backward pass
+    # Optimizer steps on each rollout (GRPO's μ; TRL's num_iterations): the first is on-policy, later ones are
+    # corrected by the clipped ratio π/π_old. GRPO-family tasks only.
+    updates_per_rollout: int = 1
 
 
 @dataclass
@@ -184,7 +212,7 @@ def parse_tasks(cfg: CGPOConfig) -> dict[str, CGPOTask]:
             raise InputError(f"tasks.{name} must be a mapping of task settings, got {raw!r}")
         task = build(CGPOTask, raw, prefix=f"tasks.{name}.")
         where = f"tasks.{name}"
-        if not task.judges:
+        if not task.judges and task.optimizer in CGPO_OPTIMIZERS:  # the GRPO family can learn from the reward alone
             raise InputError(f"{where}.judges: CGPO needs at least one constraint judge per task")
         if task.reward is None:
             raise InputError(
@@ -194,6 +222,12 @@ def parse_tasks(cfg: CGPOConfig) -> dict[str, CGPOTask]:
             raise InputError(f"{where}: k and batch_size must be at least 1")
         if task.optimizer == "codpo" and task.k < 2:
             raise InputError(f"{where}: codpo needs k >= 2 responses per prompt to form a pair")
+        if task.optimizer in ("grpo", "rloo") and task.k < 2:  # REINFORCE++ normalises over the batch, not a group
+            raise InputError(f"{where}: {task.optimizer} compares K responses per prompt; k must be at least 2")
+        if task.clip_eps <= 0 or (task.clip_eps_high is not None and task.clip_eps_high <= 0) or task.kl_coef < 0:
+            raise InputError(f"{where}: clip_eps and clip_eps_high must be positive, kl_coef not negative")
+        if task.overlong == "penalty" and task.overlong_buffer < 1:
+            raise InputError(f"{where}: overlong_buffer must be at least 1 token")
         if task.kl_max <= 0 or task.beta <= 0 or task.weight < 0 or task.lam < 0:
             raise InputError(f"{where}: kl_max and beta must be positive, weight and lam not negative")
         tasks[name] = task
@@ -210,7 +244,16 @@ def check_config(cfg: CGPOConfig) -> dict[str, CGPOTask]:
         raise InputError(f"heldout_k must be 0 (off) or a number of responses per held-out prompt, got {cfg.heldout_k}")
     if cfg.generation.dtype != "float32" and cfg.lora.enabled:
         raise InputError("generation.dtype: a bf16 copy of the full weights cannot follow LoRA; use float32")
-    return parse_tasks(cfg)
+    tasks = parse_tasks(cfg)
+    if cfg.train.updates_per_rollout < 1:
+        raise InputError(f"train.updates_per_rollout must be at least 1, got {cfg.train.updates_per_rollout}")
+    single = [name for name, t in tasks.items() if t.optimizer in CGPO_OPTIMIZERS]
+    if cfg.train.updates_per_rollout > 1 and single:
+        raise InputError(
+            f"train.updates_per_rollout > 1 needs a clipped-ratio optimizer (grpo, rloo, reinforce_pp); "
+            f"task(s) {', '.join(single)} use CGPO's, which train once on each rollout"
+        )
+    return tasks
 
 
 def bf16_sampler(cfg: CGPOConfig, reference: Any) -> Any:
@@ -269,9 +312,12 @@ def partition(
                 raise InputError(
                     f"unknown task '{p.task}': configured tasks are {', '.join(tasks)} (add '*' for others)"
                 )
-            for judge in mixture.task_judges(name).constraints:
+            judges = mixture.task_judges(name)
+            for judge in [*judges.constraints, *([judges.reward] if judges.reward else [])]:
                 if hasattr(judge, "validate"):
                     judge.validate(p)  # unknown constraint ids or bad kwargs, before any generation
+                if judge.requires_gold and not p.gold:
+                    raise InputError(f"judge '{judge.name}' needs a gold answer and this prompt has none")
             if render(tokenizer, p.prompt, "x", cfg.data.max_length, False) is None:
                 if cfg.data.long_prompt == "skip":
                     continue
@@ -381,13 +427,20 @@ def to_sequence(
 
 
 @torch.no_grad()
-def all_logps(model: Any, seqs: list[Sequence], per_forward: int, pad: int, cfg: CGPOConfig) -> torch.Tensor:
-    """Sum of target log-probs of each sequence (float64), without gradients."""
-    out = []
+def all_token_logps(model: Any, seqs: list[Sequence], per_forward: int, pad: int, cfg: CGPOConfig) -> list[torch.Tensor]:
+    """Target-token log-probs of each sequence (one float32 tensor per sequence), without gradients."""
+    out: list[torch.Tensor] = []
     for start in range(0, len(seqs), per_forward):
         batch = collate(seqs[start : start + per_forward], pad, cfg.data.packing)
-        out.append(sequence_logps(token_logps(model, batch, cfg.train.logprob_chunk), batch).double())
-    return torch.cat(out) if out else torch.zeros(0, dtype=torch.float64)
+        flat = token_logps(model, batch, cfg.train.logprob_chunk).float()
+        out += list(flat.split(batch.lengths().tolist()))  # targets come sequence by sequence
+    return out
+
+
+def all_logps(model: Any, seqs: list[Sequence], per_forward: int, pad: int, cfg: CGPOConfig) -> torch.Tensor:
+    """Sum of target log-probs of each sequence (float64), without gradients."""
+    per_seq = all_token_logps(model, seqs, per_forward, pad, cfg)
+    return torch.stack([t.double().sum() for t in per_seq]) if per_seq else torch.zeros(0, dtype=torch.float64)
 
 
 def backward_in_parts(
@@ -401,7 +454,7 @@ def backward_in_parts(
     part_loss: Any,
 ) -> float:
     """Forward + backward `seqs` a few units at a time (a unit is `group` consecutive sequences: 2 for a CODPO
-    pair); `part_loss(start, logps, lengths)` gives the summed loss of the units from unit `start`. Each unit's
+    pair); `part_loss(start, token_logps, batch)` gives the summed loss of the units from unit `start`. Each unit's
     loss depends only on its own sequences (batch-level terms were precomputed), so the gradient is exact."""
     total = 0.0
     autocast = torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.train.mixed_precision == "bf16")
@@ -409,8 +462,8 @@ def backward_in_parts(
     for start in range(0, len(seqs), width):
         batch = collate(seqs[start : start + width], pad, cfg.data.packing)
         with autocast:
-            logps = sequence_logps(token_logps(model, batch, cfg.train.logprob_chunk), batch)
-        loss = part_loss(start // group, logps, batch.lengths().to(logps.device))
+            per_token = token_logps(model, batch, cfg.train.logprob_chunk)
+        loss = part_loss(start // group, per_token, batch)
         (loss * scale).backward()
         total += float(loss.detach())
     return total
@@ -452,6 +505,9 @@ class Rollout:
     calibrated: list[float]
     ref_logps: torch.Tensor
     logratio: torch.Tensor  # log π_w(a|s) − log π_ref(a|s); nan where not trainable
+    # Per target token, for the GRPO family: the policy that sampled (π_old) and π_ref; None where not trainable.
+    old_token_logps: list[torch.Tensor | None] = field(default_factory=list)
+    ref_token_logps: list[torch.Tensor | None] = field(default_factory=list)
 
     def of_prompt(self, b: int) -> list[int]:
         return [i for i, p in enumerate(self.prompt_of) if p == b and self.seqs[i] is not None]
@@ -460,12 +516,12 @@ class Rollout:
 @dataclass
 class Update:
     """What an optimizer trains on: `seqs` in units of `group` sequences, `n` units for the 1/n mean, and
-    `part_loss(first unit, logps, lengths)` for the summed loss of a run of units."""
+    `part_loss(first unit, target-token log-probs, batch)` for the summed loss of a run of units."""
 
     seqs: list[Sequence]
     group: int
     n: int
-    part_loss: Callable[[int, torch.Tensor, torch.Tensor], torch.Tensor]
+    part_loss: Callable[[int, torch.Tensor, Batch], torch.Tensor]
     stats: dict[str, Any]
 
 
@@ -476,7 +532,8 @@ def crpg_update(task: CGPOTask, r: Rollout) -> Update:
     shaped = losses.crpg_rewards(r_cr, r.logratio[use], task.kl_max)
     adv = losses.crpg_advantages(r_cr, r.logratio[use], task.kl_max)
 
-    def part_loss(start: int, logps: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+    def part_loss(start: int, per_token: torch.Tensor, batch: Batch) -> torch.Tensor:
+        logps = sequence_logps(per_token, batch)
         return losses.crpg_loss(logps, adv[start : start + len(logps)].to(logps)).sum()
 
     stats = {"shaped_reward": float(shaped.mean()) if use else 0.0, "trained": len(use)}
@@ -518,7 +575,8 @@ def codpo_update(task: CGPOTask, r: Rollout, state: OnlineState, cfg: CGPOConfig
         fallbacks += 1
     ref_pairs = torch.tensor(ref, dtype=torch.float64).reshape(-1, 2)
 
-    def part_loss(start: int, logps: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+    def part_loss(start: int, per_token: torch.Tensor, batch: Batch) -> torch.Tensor:
+        logps, lengths = sequence_logps(per_token, batch), batch.lengths().to(per_token.device)
         part = ref_pairs[start : start + len(logps) // 2].to(logps)
         chosen, rejected = logps[0::2], logps[1::2]
         return losses.codpo_loss(
@@ -557,11 +615,26 @@ def crraft_update(task: CGPOTask, r: Rollout, state: OnlineState, cfg: CGPOConfi
             fallbacks += 1
     w = torch.tensor(weights, dtype=torch.float64)
 
-    def part_loss(start: int, logps: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+    def part_loss(start: int, per_token: torch.Tensor, batch: Batch) -> torch.Tensor:
+        logps = sequence_logps(per_token, batch)
         return losses.crraft_loss(logps, w[start : start + len(logps)].to(logps)).sum()
 
     stats = {"selected": len(seqs), "baseline_used": fallbacks, "skipped_prompts": len(r.batch) - len(seqs)}
     return Update(seqs, 1, len(seqs), part_loss, stats)
+
+
+def satisfied(task: CGPOTask, result: MixtureResult, completion: Completion, require_finished: bool) -> bool | None:
+    """Every constraint judge passed; None when a judge or the reward failed (-1 says nothing about the response:
+    neither satisfied nor violated, left out). A response cut off by the token budget is violated when
+    `require_finished`: its verdicts judged a fragment."""
+    # CGPO's optimizers need the calibrated reward; the GRPO family only r(s, a).
+    if task.optimizer in CGPO_OPTIMIZERS:
+        failed = result.constrained_reward is None
+    else:
+        failed = result.value == -1 or result.reward is None
+    if failed:
+        return None
+    return result.value == 1 and (completion.finish_reason != "length" or not require_finished)
 
 
 def rollout(task: CGPOTask, batch: list[Prompt], step: int, state: OnlineState, cfg: CGPOConfig) -> Rollout:
@@ -574,11 +647,15 @@ def rollout(task: CGPOTask, batch: list[Prompt], step: int, state: OnlineState, 
     rows = state.backend.generate([p.prompt for p in batch], task.k, params)
     prompt_of = [b for b, row in enumerate(rows) for _ in row]
     completions = [c for row in rows for c in row]
-    results = state.mixture.evaluate(
-        [batch[b] for b in prompt_of],
-        [c.text for c in completions],
-        baseline=[state.baselines[batch[b].id] for b in prompt_of],
-    )
+    if task.optimizer in GROUP_OPTIMIZERS:  # r(s, a) only: group methods compare a prompt's K responses, not ā
+        items = make_items([batch[b] for b in prompt_of], [c.text for c in completions], None)
+        results = state.mixture.evaluate_items(items, calibrate=False)
+    else:
+        results = state.mixture.evaluate(
+            [batch[b] for b in prompt_of],
+            [c.text for c in completions],
+            baseline=[state.baselines[batch[b].id] for b in prompt_of],
+        )
     seqs = [
         to_sequence(state.tokenizer, batch[b], c, cfg.data)
         for b, c in zip(prompt_of, completions, strict=True)
@@ -587,9 +664,13 @@ def rollout(task: CGPOTask, batch: list[Prompt], step: int, state: OnlineState, 
     where = [i for i, s in enumerate(seqs) if s is not None]
     policy_lp = torch.full((len(seqs),), float("nan"), dtype=torch.float64)
     ref_lp = policy_lp.clone()
+    old_tokens: list[torch.Tensor | None] = [None] * len(seqs)
+    ref_tokens: list[torch.Tensor | None] = [None] * len(seqs)
     if trainable:
-        policy_lp[where] = all_logps(model, trainable, per_forward, state.pad, cfg)
-        ref_lp[where] = all_logps(state.reference, trainable, per_forward, state.pad, cfg)
+        for i, t in zip(where, all_token_logps(model, trainable, per_forward, state.pad, cfg), strict=True):
+            old_tokens[i], policy_lp[i] = t, t.double().sum()
+        for i, t in zip(where, all_token_logps(state.reference, trainable, per_forward, state.pad, cfg), strict=True):
+            ref_tokens[i], ref_lp[i] = t, t.double().sum()
     model.train()
     return Rollout(
         batch=batch,
@@ -597,48 +678,35 @@ def rollout(task: CGPOTask, batch: list[Prompt], step: int, state: OnlineState, 
         completions=completions,
         results=results,
         seqs=seqs,
-        # A judge failure (-1) says nothing about the response: neither satisfied nor violated, left out.
-        # A response cut off by the token budget is violated when `require_finished`: its verdicts judged a fragment.
-        ok=[
-            None if r.constrained_reward is None
-            else r.value == 1 and (c.finish_reason != "length" or not gen.require_finished)
-            for r, c in zip(results, completions, strict=True)
-        ],
+        ok=[satisfied(task, res, c, gen.require_finished) for res, c in zip(results, completions, strict=True)],
         reward=[r.reward if r.reward is not None else 0.0 for r in results],
         calibrated=[r.calibrated if r.calibrated is not None else 0.0 for r in results],
         ref_logps=ref_lp,
         logratio=policy_lp - ref_lp,
+        old_token_logps=old_tokens,
+        ref_token_logps=ref_tokens,
     )
 
 
-def task_step(
+def prepare_step(
     name: str, task: CGPOTask, batch: list[Prompt], step: int, state: OnlineState, cfg: CGPOConfig
-) -> dict[str, Any]:
-    """Generate, judge and backward one task's batch (Algorithm 1, lines 3-12); returns its metrics."""
+) -> tuple[Update, dict[str, Any]]:
+    """Generate and judge one task's batch and build its optimizer's update (Algorithm 1, lines 3-10); returns the
+    update and the rollout's metrics."""
     r = rollout(task, batch, step, state, cfg)
-    if task.optimizer == "crpg":
+    if task.optimizer in GROUP_OPTIMIZERS:
+        from posttrain.train.grpo import group_update
+
+        update = group_update(task, r, cfg)
+    elif task.optimizer == "crpg":
         update = crpg_update(task, r)
     elif task.optimizer == "codpo":
         update = codpo_update(task, r, state, cfg)
     else:
         update = crraft_update(task, r, state, cfg)
-    n = max(update.n, 1)
-    # Algorithm 1's (1/n)Σ over the task's units, times Algorithm 2's ρ_l.
-    per_forward = cfg.train.examples_per_forward or 10**9
-    loss_sum = backward_in_parts(
-        state.model,
-        update.seqs,
-        update.group,
-        per_forward,
-        state.pad,
-        cfg,
-        task.weight / n,
-        update.part_loss,
-    )
     judged = [res for res in r.results if res.value != -1]
     trained = [s for s in r.seqs if s is not None]
     row = {
-        "loss": loss_sum / n,
         "violation": sum(ok is False for ok in r.ok) / max(sum(ok is not None for ok in r.ok), 1),
         "truncated": sum(c.finish_reason == "length" for c in r.completions) / max(len(r.completions), 1),
         "calibrated_reward": sum(r.calibrated) / max(len(r.calibrated), 1),
@@ -647,13 +715,31 @@ def task_step(
         "response_length": sum(c.completion_tokens for c in r.completions) / max(len(r.completions), 1),
         "judge_failures": len(r.results) - len(judged),
         "tokens": sum(s.n_targets for s in trained),
-        **update.stats,
     }
     for judge in state.mixture.task_judges(name).constraints:
         values = [res.judgments[judge.name].value for res in r.results]
         values = [v for v in values if v != -1]
         row[f"violation/{judge.name}"] = sum(v == 0 for v in values) / max(len(values), 1)
-    return row
+    return update, row
+
+
+def backward_update(task: CGPOTask, update: Update, state: OnlineState, cfg: CGPOConfig) -> float:
+    """Backward one task's update with Algorithm 1's (1/n)Σ over its units, times Algorithm 2's ρ_l; the loss."""
+    n = max(update.n, 1)
+    per_forward = cfg.train.examples_per_forward or 10**9
+    loss_sum = backward_in_parts(
+        state.model, update.seqs, update.group, per_forward, state.pad, cfg, task.weight / n, update.part_loss
+    )
+    return loss_sum / n
+
+
+def task_step(
+    name: str, task: CGPOTask, batch: list[Prompt], step: int, state: OnlineState, cfg: CGPOConfig
+) -> dict[str, Any]:
+    """Generate, judge and backward one task's batch once (Algorithm 1, lines 3-12); returns its metrics."""
+    update, row = prepare_step(name, task, batch, step, state, cfg)
+    row["loss"] = backward_update(task, update, state, cfg)
+    return {**row, **update.stats}
 
 
 def merge_rows(rows: dict[str, dict[str, Any]]) -> dict[str, Any]:
@@ -757,7 +843,9 @@ def train_cgpo(
     # π_ref is the starting policy, frozen; a copy costs one model of memory and keeps the loop free of swaps.
     reference = copy.deepcopy(model).eval().requires_grad_(False)
     sampler = bf16_sampler(cfg, reference)
-    baselines = reference_baselines(cfg, used, sampler or reference, tokenizer, out)  # the sampler is π_ref so far
+    # ā only for CGPO's optimizers (calibrated reward, fallbacks); the GRPO family compares a prompt's K responses.
+    calibrated = [prompts[i] for name, idx in by_task.items() if tasks[name].optimizer in CGPO_OPTIMIZERS for i in idx]
+    baselines = reference_baselines(cfg, calibrated, sampler or reference, tokenizer, out)  # sampler = π_ref so far
     model = apply_lora(model, cfg.lora)
     prepare_for_training(model, loop)
     # The policy itself, or its bf16 copy (synced after every update): every step samples the current weights.
@@ -766,10 +854,10 @@ def train_cgpo(
     )
 
     steps_per_epoch = {name: len(idx) // tasks[name].batch_size for name, idx in by_task.items()}
-    total_steps = max(steps_per_epoch.values()) * loop.epochs
+    total_steps = max(steps_per_epoch.values()) * loop.epochs  # a step = one rollout per task
     if loop.max_steps is not None:
         total_steps = min(total_steps, loop.max_steps)
-    optimizer, scheduler = make_optimizer(model, loop, total_steps)
+    optimizer, scheduler = make_optimizer(model, loop, total_steps * loop.updates_per_rollout)
 
     step = 0
     resume_from = latest_checkpoint(out) if loop.resume else None
@@ -791,7 +879,7 @@ def train_cgpo(
     try:
         while step < total_steps:
             t0 = time.perf_counter()
-            rows = {}
+            prepared = {}
             for name, task in tasks.items():
                 # Each task cycles through its own prompts, reshuffled every pass (deterministic in seed and pass).
                 epoch, in_epoch = divmod(step, steps_per_epoch[name])
@@ -800,20 +888,25 @@ def train_cgpo(
                     [0] * len(idx), task.batch_size, loop.seed, epoch, cfg.data.shuffle, False
                 )
                 batch = [prompts[idx[i]] for i in order[in_epoch]]
-                rows[name] = task_step(name, task, batch, step, state, cfg)
-            grad_norm = (
-                float(
-                    torch.nn.utils.clip_grad_norm_(
-                        [p for p in model.parameters() if p.requires_grad], loop.max_grad_norm
+                prepared[name] = prepare_step(name, task, batch, step, state, cfg)
+            task_loss = dict.fromkeys(tasks, 0.0)
+            for _ in range(loop.updates_per_rollout):  # GRPO's μ; CGPO's optimizers: once
+                for name, task in tasks.items():
+                    task_loss[name] += backward_update(task, prepared[name][0], state, cfg) / loop.updates_per_rollout
+                grad_norm = (
+                    float(
+                        torch.nn.utils.clip_grad_norm_(
+                            [p for p in model.parameters() if p.requires_grad], loop.max_grad_norm
+                        )
                     )
+                    if loop.max_grad_norm is not None
+                    else float("nan")
                 )
-                if loop.max_grad_norm is not None
-                else float("nan")
-            )
-            lr = scheduler.get_last_lr()[0]
-            optimizer.step()
-            scheduler.step()
-            optimizer.zero_grad(set_to_none=True)
+                lr = scheduler.get_last_lr()[0]
+                optimizer.step()
+                scheduler.step()
+                optimizer.zero_grad(set_to_none=True)
+            rows = {name: {**row, "loss": task_loss[name], **update.stats} for name, (update, row) in prepared.items()}
             if sampler is not None:
                 sampler.load_state_dict(model.state_dict())  # casts to bf16
             step += 1

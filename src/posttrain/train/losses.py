@@ -190,3 +190,93 @@ def crraft_loss(policy_logps: Tensor, calibrated_rewards: Tensor) -> Tensor:
     """CRRAFT: −R_calib(s, a*) · log π_w(a*|s), calibrated-reward-weighted SFT on the selected response (sequence
     log-likelihood, not per token, as the paper's update writes it)."""
     return -calibrated_rewards.detach() * policy_logps
+
+
+# ---------------------------------------------------------------------------------------------------- GRPO family
+# Group-relative policy gradients on K responses per prompt (docs/methods/grpo.md). Advantages are computed once per
+# rollout from rewards (no gradients); the clipped surrogate is per token; how per-token losses are summed into one
+# number (`token_weights`) is the choice that separates GRPO, DAPO and Dr. GRPO.
+
+
+def group_advantages(rewards: Tensor, groups: Tensor, scale: bool = True, eps: float = 1e-4) -> Tensor:
+    """GRPO (Shao et al. 2024, §4.1.2): r_i minus its group's mean, divided by the group's std (+ eps) if `scale`.
+
+    `groups[i]` is the prompt of response i. The std is the unbiased one (TRL's `nanstd`); Dr. GRPO (Liu et al. 2025)
+    drops the division (`scale=False`) because it up-weights prompts whose rewards barely differ.
+    """
+    n = int(groups.max()) + 1 if groups.numel() else 0
+    count = torch.zeros(n, dtype=rewards.dtype).index_add(0, groups, torch.ones_like(rewards))
+    mean = torch.zeros(n, dtype=rewards.dtype).index_add(0, groups, rewards) / count.clamp(min=1)
+    centred = rewards - mean[groups]
+    if not scale:
+        return centred
+    var = torch.zeros(n, dtype=rewards.dtype).index_add(0, groups, centred**2) / (count - 1).clamp(min=1)
+    return centred / (var.sqrt()[groups] + eps)
+
+
+def rloo_advantages(rewards: Tensor, groups: Tensor) -> Tensor:
+    """RLOO (Ahmadian et al. 2024): r_i minus the mean reward of the *other* responses to the same prompt,
+    r_i − (Σ_j r_j − r_i)/(K − 1). A response alone in its group gets 0."""
+    n = int(groups.max()) + 1 if groups.numel() else 0
+    count = torch.zeros(n, dtype=rewards.dtype).index_add(0, groups, torch.ones_like(rewards))[groups]
+    total = torch.zeros(n, dtype=rewards.dtype).index_add(0, groups, rewards)[groups]
+    return torch.where(count > 1, rewards - (total - rewards) / (count - 1).clamp(min=1), torch.zeros_like(rewards))
+
+
+def k3_kl(token_logps: Tensor, ref_token_logps: Tensor) -> Tensor:
+    """Schulman's k3 estimator of KL(π‖π_ref) per token: exp(q − p) − (q − p) − 1 with p = log π, q = log π_ref
+    (non-negative, unbiased for tokens sampled from π; GRPO's KL term)."""
+    diff = ref_token_logps - token_logps
+    return torch.exp(diff) - diff - 1
+
+
+def reinforce_pp_advantages(
+    rewards: Tensor, token_seq: Tensor, token_kl: Tensor, kl_coef: float, eps: float = 1e-8
+) -> Tensor:
+    """REINFORCE++ (Hu 2025, arXiv 2501.03262): each token's return is the sequence reward minus kl_coef times the
+    KL estimates of this and every later token of its response (γ = 1, the reward on the last token); returns are
+    then normalised over every token of the batch (global mean and std, no critic, no group baseline).
+
+    `token_seq[t]` is the response of token t (tokens of a response contiguous and in order); `token_kl` is the
+    per-token log-ratio log π_old − log π_ref (the k1 estimate the paper puts in the reward)."""
+    penalty = -kl_coef * token_kl
+    n = int(token_seq.max()) + 1 if token_seq.numel() else 0
+    positions = torch.arange(len(token_seq))
+    first = torch.zeros(n, dtype=torch.long).scatter_reduce(0, token_seq, positions, "amin", include_self=False)
+    before = torch.cumsum(penalty, 0) - penalty  # Σ of the batch's earlier tokens
+    within_before = before - before[first][token_seq]  # Σ of the same response's earlier tokens
+    total = torch.zeros(n, dtype=penalty.dtype).index_add(0, token_seq, penalty)
+    returns = rewards[token_seq] + total[token_seq] - within_before  # reward + Σ_{s ≥ t} penalty_s
+    if returns.numel() < 2:
+        return torch.zeros_like(returns)
+    centred = returns - returns.mean()
+    return centred * torch.rsqrt((centred**2).mean() + eps)
+
+
+def clipped_policy_loss(
+    token_logps: Tensor, old_token_logps: Tensor, advantages: Tensor, eps_low: float, eps_high: float
+) -> tuple[Tensor, Tensor]:
+    """PPO's clipped surrogate per token, −min(ρ·A, clip(ρ, 1 − ε_low, 1 + ε_high)·A) with ρ = π/π_old, and which
+    tokens the clip made inactive (ρ below 1 − ε_low with A < 0, or above 1 + ε_high with A > 0). ε_high > ε_low is
+    DAPO's clip-higher. With one update per rollout ρ = 1 and the gradient is A·∇log π."""
+    ratio = torch.exp(token_logps - old_token_logps.detach())
+    advantages = advantages.detach()
+    loss = -torch.min(ratio * advantages, torch.clamp(ratio, 1 - eps_low, 1 + eps_high) * advantages)
+    clipped = ((ratio < 1 - eps_low) & (advantages < 0)) | ((ratio > 1 + eps_high) & (advantages > 0))
+    return loss, clipped.detach()
+
+
+def token_weights(lengths: Tensor, aggregation: str, max_tokens: int) -> Tensor:
+    """The weight of each token of each response in the summed loss, shape (n_responses,), for
+    - "token": every token of the batch weighs the same, 1/Σ|o| (DAPO; TRL's "dapo"/"bnpo" on one batch);
+    - "sequence": each response's token mean, then the mean over responses, 1/(n·|o_i|) (the GRPO paper; TRL "grpo");
+    - "fixed": 1/(n·max_tokens), a constant, so no length bias either way (Dr. GRPO; TRL "dr_grpo")."""
+    lengths = lengths.to(torch.float64)
+    n = max(len(lengths), 1)
+    if aggregation == "token":
+        return torch.full_like(lengths, 1.0 / max(float(lengths.sum()), 1.0))
+    if aggregation == "sequence":
+        return 1.0 / (n * lengths.clamp(min=1))
+    if aggregation == "fixed":
+        return torch.full_like(lengths, 1.0 / (n * max_tokens))
+    raise ValueError(f"unknown loss aggregation '{aggregation}'")

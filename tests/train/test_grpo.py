@@ -1,0 +1,243 @@
+"""The GRPO family: losses pinned to hand-computed values and to TRL's GRPO loss code, each optimizer moving
+log-probs the right way on a tiny model, the reward options (gate, overlong, dynamic-sampling filter), several
+updates per rollout, and bad configs."""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from types import SimpleNamespace
+
+import pytest
+import torch
+
+from posttrain.errors import InputError
+from posttrain.train import losses
+from posttrain.train.cgpo import CGPOTask, check_config, task_step, train_cgpo
+from posttrain.train.grpo import overlong_penalty
+from tests.train.test_cgpo import (
+    BAD,
+    GOOD,
+    IF_PROMPTS,
+    LowerShare,
+    cfg_for,
+    logp,
+    make_state,
+    one_update,
+    run_config,
+)
+
+# ---------------------------------------------------------------------------------------------------- losses
+
+
+def test_group_advantages_by_hand():
+    rewards = torch.tensor([1.0, 0.0, 1.0, 0.5, 0.5, 0.5], dtype=torch.float64)
+    groups = torch.tensor([0, 0, 0, 1, 1, 1])
+    std = math.sqrt(((1 / 3) ** 2 * 2 + (2 / 3) ** 2) / 2)  # unbiased, as TRL's nanstd
+    expected = torch.tensor([1 / 3, -2 / 3, 1 / 3, 0, 0, 0], dtype=torch.float64)
+    assert torch.allclose(losses.group_advantages(rewards, groups), expected / torch.tensor(
+        [std + 1e-4] * 3 + [1e-4] * 3, dtype=torch.float64))  # fmt: skip
+    assert torch.allclose(losses.group_advantages(rewards, groups, scale=False), expected)  # Dr. GRPO
+
+
+def test_group_advantages_match_trl_formula():
+    from trl.trainer.utils import nanstd
+
+    torch.manual_seed(0)
+    rewards = torch.rand(12, dtype=torch.float64)
+    k = 4
+    grouped = rewards.view(-1, k)
+    trl = (rewards - grouped.mean(1).repeat_interleave(k)) / (nanstd(grouped, dim=1).repeat_interleave(k) + 1e-4)
+    assert torch.allclose(losses.group_advantages(rewards, torch.arange(3).repeat_interleave(k)), trl)
+
+
+def test_rloo_and_k3_and_reinforce_pp_by_hand():
+    rewards = torch.tensor([1.0, 0.0, 1.0, 0.5], dtype=torch.float64)
+    rloo = losses.rloo_advantages(rewards, torch.tensor([0, 0, 0, 1]))
+    assert torch.allclose(rloo, torch.tensor([0.5, -1.0, 0.5, 0.0], dtype=torch.float64))  # alone in its group: 0
+
+    p, q = torch.tensor([-1.0, -2.0]), torch.tensor([-1.5, -1.0])
+    assert torch.allclose(losses.k3_kl(p, q), torch.exp(q - p) - (q - p) - 1)
+    assert losses.k3_kl(p, p).abs().max() == 0
+
+    # Returns: response 0 = 1 − (0.1+0.2+0.3, 0.2+0.3, 0.3); response 1 = 0 − (0.5, 0) -> then batch-normalised.
+    adv = losses.reinforce_pp_advantages(torch.tensor([1.0, 0.0]), torch.tensor([0, 0, 0, 1, 1]),
+                                         torch.tensor([0.1, 0.2, 0.3, 0.5, 0.0]), kl_coef=1.0)  # fmt: skip
+    returns = torch.tensor([0.4, 0.5, 0.7, -0.5, 0.0])
+    expected = (returns - returns.mean()) / returns.std(unbiased=False)
+    assert torch.allclose(adv, expected, atol=1e-6)
+
+
+def test_clipped_policy_loss_and_token_weights_by_hand():
+    old = torch.zeros(4)
+    new = torch.log(torch.tensor([1.5, 0.5, 1.1, 0.5]))
+    adv = torch.tensor([1.0, -1.0, 1.0, 1.0])
+    loss, clipped = losses.clipped_policy_loss(new, old, adv, eps_low=0.2, eps_high=0.28)
+    # ratio 1.5 with A>0 clips at 1.28; 0.5 with A<0 clips at 0.8; 1.1 inside; 0.5 with A>0 is not clipped (min).
+    assert torch.allclose(loss, torch.tensor([-1.28, 0.8, -1.1, -0.5]))
+    assert clipped.tolist() == [True, True, False, False]
+    lengths = torch.tensor([2, 4])
+    assert torch.allclose(losses.token_weights(lengths, "token", 8), torch.tensor([1 / 6, 1 / 6], dtype=torch.float64))
+    assert torch.allclose(losses.token_weights(lengths, "sequence", 8), torch.tensor([1 / 4, 1 / 8], dtype=torch.float64))
+    assert torch.allclose(losses.token_weights(lengths, "fixed", 8), torch.tensor([1 / 16, 1 / 16], dtype=torch.float64))
+
+
+def _trl_loss(loss_type: str, beta: float, eps: tuple[float, float], logps, old, ref, adv, mask, max_len: int):
+    """TRL's own `GRPOTrainer._compute_loss`, run on given per-token log-probs (a stand-in `self`: no model)."""
+    from trl import GRPOTrainer
+
+    accelerator = SimpleNamespace(gather=lambda x: x, reduce=lambda x, reduction: x, num_processes=1,
+                                  gather_for_metrics=lambda x: x, sync_gradients=True)  # fmt: skip
+    fake = SimpleNamespace(
+        _get_per_token_logps_and_entropies=lambda *a, **k: (logps, torch.zeros_like(logps), None),
+        top_entropy_quantile=1.0, off_policy_mask_threshold=None, importance_sampling_level="token", beta=beta,
+        loss_type=loss_type, epsilon_low=eps[0], epsilon_high=eps[1], use_vllm=False, aux_loss_enabled=False,
+        args=SimpleNamespace(delta=None, use_bias_correction_kl=False, steps_per_generation=1), model=SimpleNamespace(training=True),
+        current_gradient_accumulation_steps=1, max_completion_length=max_len, _entropy_bonus_enabled=False,
+        _metrics={"train": defaultdict(list)}, accelerator=accelerator,
+    )  # fmt: skip
+    inputs = {
+        "prompt_ids": torch.zeros(len(logps), 1, dtype=torch.long), "prompt_mask": torch.ones(len(logps), 1),
+        "completion_ids": torch.zeros_like(mask, dtype=torch.long), "completion_mask": mask,
+        "advantages": adv, "old_per_token_logps": old, "ref_per_token_logps": ref,
+        "num_items_in_batch": mask.sum(),
+    }  # fmt: skip
+    return float(GRPOTrainer._compute_loss(fake, None, inputs))
+
+
+@pytest.mark.parametrize(("trl_type", "ours"), [("grpo", "sequence"), ("dapo", "token"), ("dr_grpo", "fixed")])
+@pytest.mark.parametrize("beta", [0.0, 0.04])
+def test_loss_matches_trl(trl_type: str, ours: str, beta: float):
+    torch.manual_seed(1)
+    lengths = [3, 5, 2]
+    width, n = max(lengths), len(lengths)
+    mask = torch.tensor([[1.0] * k + [0.0] * (width - k) for k in lengths])
+    logps = -torch.rand(n, width) * 3
+    old = logps + 0.3 * torch.randn(n, width)  # a later update: ratios away from 1, some clipped
+    ref = logps + 0.2 * torch.randn(n, width)
+    adv = torch.tensor([1.2, -0.7, 0.4])
+    trl = _trl_loss(trl_type, beta, (0.2, 0.28), logps, old, ref, adv, mask, max_len=8)
+
+    keep = mask.bool()
+    flat, flat_old, flat_ref = logps[keep], old[keep], ref[keep]
+    token_seq = torch.repeat_interleave(torch.arange(n), torch.tensor(lengths))
+    per_token, _ = losses.clipped_policy_loss(flat, flat_old, adv[token_seq], 0.2, 0.28)
+    per_token = per_token + beta * losses.k3_kl(flat, flat_ref)
+    weights = losses.token_weights(torch.tensor(lengths), ours, 8)[token_seq]
+    assert float((per_token.double() * weights).sum()) == pytest.approx(trl, rel=1e-5, abs=1e-7)
+
+
+def test_overlong_penalty_is_dapos_ramp():
+    assert overlong_penalty(90, 128, 32) == 0.0
+    assert overlong_penalty(96, 128, 32) == 0.0
+    assert overlong_penalty(112, 128, 32) == pytest.approx(-0.5)
+    assert overlong_penalty(128, 128, 32) == pytest.approx(-1.0)
+
+
+# ---------------------------------------------------------------------------------------------------- the loop
+
+
+class LowerShareReward(LowerShare):
+    """The share of lowercase letters as a registry judge (no options)."""
+
+    def __init__(self) -> None:
+        pass
+
+
+@pytest.mark.parametrize("optimizer", ["grpo", "rloo", "reinforce_pp"])
+def test_each_group_optimizer_raises_the_better_response(tokenizer, tiny_model, optimizer):
+    batch, state = make_state(tokenizer, tiny_model, [GOOD, BAD], baseline=None)
+    good0, bad0 = logp(tiny_model, tokenizer, batch[0], GOOD), logp(tiny_model, tokenizer, batch[0], BAD)
+    task = CGPOTask(optimizer=optimizer, k=2, batch_size=2, kl_coef=0.01)
+    row = task_step("instruction_following", task, batch, 0, state, cfg_for())
+    assert row["trained"] == 4 and row["clip_fraction"] == 0.0  # first update on a rollout: ratio 1
+    assert row["calibrated_reward"] == 0.0  # no ā: group methods use r(s, a) itself
+    one_update(tiny_model, lr=0.1)
+    good1, bad1 = logp(tiny_model, tokenizer, batch[0], GOOD), logp(tiny_model, tokenizer, batch[0], BAD)
+    assert good1 > good0 and bad1 < bad0
+
+
+def test_gate_and_uniform_groups(tokenizer, tiny_model):
+    # Both responses violate the lowercase judge; their rewards (share of lowercase letters) still differ.
+    texts = ["THE answer is small.", "THE ANSWER IS SMALL."]
+    batch, state = make_state(tokenizer, tiny_model, texts, baseline=None)
+    plain = task_step("instruction_following", CGPOTask(optimizer="grpo", k=2, batch_size=2), batch, 0, state,
+                      cfg_for())  # fmt: skip
+    assert plain["advantage_abs"] > 0.5 and plain["loss"] != 0.0
+    tiny_model.zero_grad()
+    task = CGPOTask(optimizer="grpo", k=2, batch_size=2, gate=True, drop_uniform_groups=True)
+    gated = task_step("instruction_following", task, batch, 0, state, cfg_for())
+    # Gated: both rewards are 0, so both groups are uniform and dropped: nothing to train on.
+    assert gated["dropped_groups"] == 2 and gated["trained"] == 0 and gated["loss"] == 0.0
+    assert all(p.grad is None or not p.grad.any() for p in tiny_model.parameters())
+
+
+def test_overlong_filter_keeps_cut_off_responses_out_of_the_loss(tokenizer, tiny_model):
+    batch, state = make_state(tokenizer, tiny_model, [GOOD, BAD], baseline=None)
+    state.backend.reasons = ["length", "length"]
+    cfg = cfg_for()
+    cfg.generation.require_finished = False
+    task = CGPOTask(optimizer="grpo", k=2, batch_size=2, overlong="filter")
+    row = task_step("instruction_following", task, batch, 0, state, cfg)
+    assert row["trained"] == 4 and row["loss"] == 0.0  # in the group statistics, out of the loss
+    assert all(p.grad is None or not p.grad.any() for p in tiny_model.parameters())
+
+
+def test_several_updates_per_rollout_clip_and_log(tiny_model_dir, tmp_path, monkeypatch):
+    from posttrain.judges import base
+
+    # A reward that varies on a random model's text (the IF judge gives its gibberish 0 throughout).
+    monkeypatch.setitem(base.JUDGES, "lower_share", "tests.train.test_grpo:LowerShareReward")
+    cfg = run_config(
+        tiny_model_dir, tmp_path / "run", "train.max_steps=2", "train.updates_per_rollout=3", "train.lr=0.05",
+        "tasks.instruction_following.optimizer=grpo", "tasks.instruction_following.kl_coef=0.04",
+        "tasks.instruction_following.clip_eps=0.01", "tasks.instruction_following.reward={type: lower_share}",
+    )  # fmt: skip
+    result = train_cgpo(cfg, IF_PROMPTS)
+    assert result.steps == 2 and len(result.metrics) == 2
+    row = result.metrics[-1]
+    assert {"clip_fraction", "advantage_abs", "dropped_groups", "reward", "violation/ifeval", "kl"} <= set(row)
+    assert not (tmp_path / "run" / "baselines.jsonl").exists()  # no ā for a group method
+    assert any(r["clip_fraction"] > 0 for r in result.metrics)  # later updates move the ratio past a tight clip
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (["tasks.instruction_following.optimizer=grpo", "tasks.instruction_following.k=1"], "k must be at least 2"),
+        (["train.updates_per_rollout=2"], "clipped-ratio optimizer"),
+        (["train.updates_per_rollout=0"], "at least 1"),
+        (["tasks.instruction_following.optimizer=rloo", "tasks.instruction_following.clip_eps=0"], "clip_eps"),
+        (["tasks.instruction_following.optimizer=ppo"], "optimizer"),
+    ],
+)
+def test_bad_group_configs_are_input_errors(tiny_model_dir, tmp_path, overrides, message):
+    with pytest.raises(InputError, match=message):
+        check_config(run_config(tiny_model_dir, tmp_path / "run", *overrides))
+    assert not (tmp_path / "run").exists()
+
+
+def test_cli_grpo_defaults_to_grpo_and_rejects_a_single_response(tiny_model_dir, tmp_path, capsys):
+    from posttrain.cli.main import main
+
+    data = tmp_path / "prompts.jsonl"
+    data.write_text("".join(p.model_dump_json() + "\n" for p in IF_PROMPTS))
+    args = ["train", "grpo", "--prompts", str(data), f"model.name={tiny_model_dir}", f"train.output_dir={tmp_path / 'o'}",
+            "train.progress=false", "generation.max_new_tokens=4", "tasks.instruction_following.batch_size=2",
+            "train.max_steps=1"]  # fmt: skip
+    assert main([*args, "tasks.instruction_following.k=1"]) == 2
+    assert "grpo compares K responses per prompt; k must be at least 2" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()
+    assert main([*args, "tasks.instruction_following.k=2"]) == 0
+    assert "clip_fraction" in (tmp_path / "o" / "metrics.jsonl").read_text()  # the grpo update ran
+
+
+@pytest.mark.parametrize("recipe", ["recipes/grpo_ifeval.yaml", "recipes/cgpo_ifeval.yaml"])
+def test_online_recipes_are_valid(recipe: str):
+    from pathlib import Path
+
+    from posttrain.config import load_config
+    from posttrain.train.cgpo import CGPOConfig
+
+    root = Path(__file__).resolve().parents[2]
+    assert check_config(load_config(CGPOConfig, root / recipe, []))
