@@ -61,11 +61,12 @@ def test_rloo_and_k3_and_reinforce_pp_by_hand():
     assert losses.k3_kl(p, p).abs().max() == 0
 
     # Returns: response 0 = 1 − (0.1+0.2+0.3, 0.2+0.3, 0.3); response 1 = 0 − (0.5, 0) -> then batch-normalised.
-    adv = losses.reinforce_pp_advantages(torch.tensor([1.0, 0.0]), torch.tensor([0, 0, 0, 1, 1]),
-                                         torch.tensor([0.1, 0.2, 0.3, 0.5, 0.0]), kl_coef=1.0)  # fmt: skip
-    returns = torch.tensor([0.4, 0.5, 0.7, -0.5, 0.0])
-    expected = (returns - returns.mean()) / returns.std(unbiased=False)
-    assert torch.allclose(adv, expected, atol=1e-6)
+    returns = losses.reinforce_pp_returns(torch.tensor([1.0, 0.0]), torch.tensor([0, 0, 0, 1, 1]),
+                                          torch.tensor([0.1, 0.2, 0.3, 0.5, 0.0]), kl_coef=1.0)  # fmt: skip
+    expected = torch.tensor([0.4, 0.5, 0.7, -0.5, 0.0])
+    assert torch.allclose(returns, expected, atol=1e-6)
+    white = losses.whiten(returns, float(returns.mean()), float(returns.var(unbiased=False)))
+    assert torch.allclose(white, (expected - expected.mean()) / expected.std(unbiased=False), atol=1e-5)
 
 
 def test_clipped_policy_loss_and_token_weights_by_hand():
@@ -80,6 +81,10 @@ def test_clipped_policy_loss_and_token_weights_by_hand():
     assert torch.allclose(losses.token_weights(lengths, "token", 8), torch.tensor([1 / 6, 1 / 6], dtype=torch.float64))
     assert torch.allclose(losses.token_weights(lengths, "sequence", 8), torch.tensor([1 / 4, 1 / 8], dtype=torch.float64))
     assert torch.allclose(losses.token_weights(lengths, "fixed", 8), torch.tensor([1 / 16, 1 / 16], dtype=torch.float64))
+    # Counts of the whole batch when it is spread over processes: 4 responses, 12 tokens in all.
+    assert torch.allclose(losses.token_weights(lengths, "token", 8, 4, 12), torch.tensor([1 / 12] * 2, dtype=torch.float64))
+    assert torch.allclose(losses.token_weights(lengths, "sequence", 8, 4, 12),
+                          torch.tensor([1 / 8, 1 / 16], dtype=torch.float64))  # fmt: skip
 
 
 def _trl_loss(loss_type: str, beta: float, eps: tuple[float, float], logps, old, ref, adv, mask, max_len: int):

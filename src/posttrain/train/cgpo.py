@@ -29,7 +29,10 @@ is evaluated greedily before and after training (`<out>/eval_before`, `<out>/eva
 
 Checkpoints every `train.save_every` steps hold the weights, optimizer, schedule and RNG; a rerun resumes from
 the last one and, since every step's sampling is seeded by (train.seed, step), repeats the same trajectory.
-Single process only: generation runs in-process on the trained weights. Metrics go to `<out>/metrics.jsonl` and
+Several processes (`torchrun --nproc_per_node N` or `accelerate launch`; gloo on CPU): each process rolls out its
+share of every batch (whole prompts, so group statistics stay local) with its own copy of the policy, batch-level
+counts and statistics are summed over processes, and the gradients are summed by hand after the backward passes,
+so N processes take the step one process would take on the same responses. Metrics go to `<out>/metrics.jsonl` and
 the `train.report_to` trackers; the final model at `<out>/model` carries a model card (README.md), as the offline
 recipes' do.
 """
@@ -81,7 +84,6 @@ from posttrain.train.runtime import (
     apply_lora,
     check_loop,
     check_run_matches,
-    configure_process,
     latest_checkpoint,
     load_checkpoint,
     load_tokenizer_and_check,
@@ -89,7 +91,8 @@ from posttrain.train.runtime import (
     prepare_for_training,
     run_fingerprint,
     save_checkpoint,
-    save_final,
+    save_on_main,
+    start_process,
     torch_dtype,
     trajectory_settings,
 )
@@ -484,10 +487,19 @@ class OnlineState:
     baselines: dict[str, str]  # ā per prompt id
     # log π_ref(ā|s) per prompt id, filled as CODPO's fallback needs them: ā and π_ref never change.
     baseline_ref_logps: dict[str, float] = field(default_factory=dict)
+    accel: Any = None  # accelerate's Accelerator: with several processes, each rolls out its share of a batch
 
     @property
     def pad(self) -> int:
         return pad_token_id(self.tokenizer)
+
+    def reduce_sum(self, *values: float) -> list[float]:
+        """The sums of `values` over every process (the values themselves in a single process): the batch-level
+        counts and statistics a loss is normalised by, so N processes compute the one-process loss between them."""
+        if self.accel is None or self.accel.num_processes == 1:
+            return [float(v) for v in values]
+        local = torch.tensor([float(v) for v in values], dtype=torch.float64).to(self.accel.device)
+        return [float(v) for v in self.accel.reduce(local, reduction="sum").cpu().tolist()]
 
 
 @dataclass
@@ -515,8 +527,9 @@ class Rollout:
 
 @dataclass
 class Update:
-    """What an optimizer trains on: `seqs` in units of `group` sequences, `n` units for the 1/n mean, and
-    `part_loss(first unit, target-token log-probs, batch)` for the summed loss of a run of units."""
+    """What an optimizer trains on: `seqs` in units of `group` sequences, `n` units for the 1/n mean (counted over
+    every process), and `part_loss(first unit, target-token log-probs, batch)` for the summed loss of a run of
+    units."""
 
     seqs: list[Sequence]
     group: int
@@ -525,19 +538,20 @@ class Update:
     stats: dict[str, Any]
 
 
-def crpg_update(task: CGPOTask, r: Rollout) -> Update:
+def crpg_update(task: CGPOTask, r: Rollout, state: OnlineState) -> Update:
     use = [i for i, s in enumerate(r.seqs) if s is not None and r.ok[i] is not None]
     r_cr = torch.tensor([(r.results[i].constrained_reward or 0.0) if r.ok[i] else 0.0 for i in use],
                         dtype=torch.float64)  # fmt: skip
     shaped = losses.crpg_rewards(r_cr, r.logratio[use], task.kl_max)
-    adv = losses.crpg_advantages(r_cr, r.logratio[use], task.kl_max)
+    total, n = state.reduce_sum(float(shaped.sum()), len(use))  # the batch mean, over every process's share
+    adv = losses.crpg_advantages(r_cr, r.logratio[use], task.kl_max, baseline=total / max(n, 1))
 
     def part_loss(start: int, per_token: torch.Tensor, batch: Batch) -> torch.Tensor:
         logps = sequence_logps(per_token, batch)
         return losses.crpg_loss(logps, adv[start : start + len(logps)].to(logps)).sum()
 
     stats = {"shaped_reward": float(shaped.mean()) if use else 0.0, "trained": len(use)}
-    return Update([s for i in use if (s := r.seqs[i]) is not None], 1, len(use), part_loss, stats)
+    return Update([s for i in use if (s := r.seqs[i]) is not None], 1, int(n), part_loss, stats)
 
 
 def baseline_target(prompt: Prompt, state: OnlineState, cfg: CGPOConfig) -> tuple[Sequence, float] | None:
@@ -585,7 +599,7 @@ def codpo_update(task: CGPOTask, r: Rollout, state: OnlineState, cfg: CGPOConfig
 
     n = len(seqs) // 2
     stats = {"pairs": n, "baseline_used": fallbacks, "skipped_prompts": len(r.batch) - n}
-    return Update(seqs, 2, n, part_loss, stats)
+    return Update(seqs, 2, int(state.reduce_sum(n)[0]), part_loss, stats)
 
 
 def baseline_ref_logp(prompt: Prompt, seq: Sequence, state: OnlineState, cfg: CGPOConfig) -> float:
@@ -620,7 +634,7 @@ def crraft_update(task: CGPOTask, r: Rollout, state: OnlineState, cfg: CGPOConfi
         return losses.crraft_loss(logps, w[start : start + len(logps)].to(logps)).sum()
 
     stats = {"selected": len(seqs), "baseline_used": fallbacks, "skipped_prompts": len(r.batch) - len(seqs)}
-    return Update(seqs, 1, len(seqs), part_loss, stats)
+    return Update(seqs, 1, int(state.reduce_sum(len(seqs))[0]), part_loss, stats)
 
 
 def satisfied(task: CGPOTask, result: MixtureResult, completion: Completion, require_finished: bool) -> bool | None:
@@ -642,7 +656,9 @@ def rollout(task: CGPOTask, batch: list[Prompt], step: int, state: OnlineState, 
     model, gen = state.model, cfg.generation
     per_forward = cfg.train.examples_per_forward or 10**9
     model.eval()
-    seed = cfg.train.seed * 1_000_003 + step  # a resumed run samples what the uninterrupted one sampled
+    rank = 0 if state.accel is None else state.accel.process_index
+    # A resumed run samples what the uninterrupted one sampled; each process draws its own stream.
+    seed = cfg.train.seed * 1_000_003 + step + rank * 7_919
     params = SamplingParams(gen.max_new_tokens, gen.temperature, gen.top_p, seed=seed)
     rows = state.backend.generate([p.prompt for p in batch], task.k, params)
     prompt_of = [b for b, row in enumerate(rows) for _ in row]
@@ -697,9 +713,9 @@ def prepare_step(
     if task.optimizer in GROUP_OPTIMIZERS:
         from posttrain.train.grpo import group_update
 
-        update = group_update(task, r, cfg)
+        update = group_update(task, r, cfg, state)
     elif task.optimizer == "crpg":
-        update = crpg_update(task, r)
+        update = crpg_update(task, r, state)
     elif task.optimizer == "codpo":
         update = codpo_update(task, r, state, cfg)
     else:
@@ -792,6 +808,32 @@ def heldout_violation(backend: Any, mixture: MixtureOfJudges, cfg: CGPOConfig, o
 # ---------------------------------------------------------------------------------------------------- the loop
 
 
+def sum_gradients(params: list[Any], accel: Any) -> None:
+    """Add every process's gradients (each process's loss is already normalised by the whole batch's counts, so
+    the sum is the one-process gradient). Done by hand rather than by DDP: a process may have fewer forward
+    passes than another (or none), which DDP's per-backward collectives cannot match."""
+    if accel.num_processes == 1:
+        return
+    import torch.distributed as dist
+
+    for p in params:
+        if p.grad is None:
+            p.grad = torch.zeros_like(p)
+        dist.all_reduce(p.grad, op=dist.ReduceOp.SUM)
+
+
+def over_processes(row: dict[str, Any], state: OnlineState) -> dict[str, Any]:
+    """A step's metrics over every process: losses and token counts summed (each process holds a share of the
+    whole batch's normalised loss), everything else averaged (the processes hold equal shares of the batch)."""
+    world = 1 if state.accel is None else state.accel.num_processes
+    if world == 1:
+        return row
+    keys = [k for k, v in row.items() if isinstance(v, int | float)]
+    totals = state.reduce_sum(*(float(row[k]) for k in keys))
+    summed = lambda k: k.split("/")[-1] in ("loss", "tokens", "trained", "pairs", "selected", "dropped_groups")  # noqa: E731
+    return {**row, **{k: t if summed(k) else t / world for k, t in zip(keys, totals, strict=True)}}
+
+
 def train_cgpo(
     cfg: CGPOConfig,
     prompts: list[Prompt] | None = None,
@@ -807,8 +849,12 @@ def train_cgpo(
     tasks = check_config(cfg)
     mixture = build_mixture(tasks)
     loop = cfg.train
-    configure_process(loop)
-    torch.manual_seed(loop.seed)
+    accel = start_process(loop)
+    main = accel.is_main_process
+    for name, task in tasks.items():
+        if task.batch_size % accel.num_processes:
+            raise InputError(f"tasks.{name}.batch_size {task.batch_size} does not split over "
+                             f"{accel.num_processes} processes; make it a multiple")  # fmt: skip
     out = Path(loop.output_dir)
     synthetic = prompts is None
     source = source or Source()
@@ -818,7 +864,10 @@ def train_cgpo(
     tokenizer = load_tokenizer_and_check(cfg.model, model, tokenizer)
     check_supported(model)
     if synthetic:
-        prompts = synthetic_prompts(cfg, out)
+        if main:
+            synthetic_prompts(cfg, out)
+        accel.wait_for_everyone()
+        prompts = read_records(out / "prompts" / "train.jsonl", Prompt)
     assert prompts is not None
     by_task = partition(prompts, tasks, mixture, tokenizer, cfg, source)
 
@@ -830,22 +879,26 @@ def train_cgpo(
     )  # fmt: skip
     if loop.resume:
         check_run_matches(out, fingerprint)
-    else:
-        shutil.rmtree(out / "checkpoints", ignore_errors=True)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "run.json").write_text(
-        json.dumps({"fingerprint": fingerprint, "recipe": "cgpo"}), encoding="utf-8"
-    )
-
-    if synthetic and cfg.evaluate and not (out / "eval_before" / "heldout" / "metrics.json").exists():
-        evaluate_heldout(cfg, cfg.model.name, out, out / "eval_before")
+    accel.wait_for_everyone()
+    if main:
+        if not loop.resume:
+            shutil.rmtree(out / "checkpoints", ignore_errors=True)
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "run.json").write_text(json.dumps({"fingerprint": fingerprint, "recipe": "cgpo"}), encoding="utf-8")
+        if synthetic and cfg.evaluate and not (out / "eval_before" / "heldout" / "metrics.json").exists():
+            evaluate_heldout(cfg, cfg.model.name, out, out / "eval_before")
+    accel.wait_for_everyone()
 
     # π_ref is the starting policy, frozen; a copy costs one model of memory and keeps the loop free of swaps.
     reference = copy.deepcopy(model).eval().requires_grad_(False)
     sampler = bf16_sampler(cfg, reference)
     # ā only for CGPO's optimizers (calibrated reward, fallbacks); the GRPO family compares a prompt's K responses.
     calibrated = [prompts[i] for name, idx in by_task.items() if tasks[name].optimizer in CGPO_OPTIMIZERS for i in idx]
-    baselines = reference_baselines(cfg, calibrated, sampler or reference, tokenizer, out)  # sampler = π_ref so far
+    if main:  # sampled once, cached in <out>/baselines.jsonl, which the other processes then read
+        baselines = reference_baselines(cfg, calibrated, sampler or reference, tokenizer, out)  # sampler = π_ref now
+    accel.wait_for_everyone()
+    if not main:
+        baselines = reference_baselines(cfg, calibrated, sampler or reference, tokenizer, out)
     model = apply_lora(model, cfg.lora)
     prepare_for_training(model, loop)
     # The policy itself, or its bf16 copy (synced after every update): every step samples the current weights.
@@ -859,40 +912,43 @@ def train_cgpo(
         total_steps = min(total_steps, loop.max_steps)
     optimizer, scheduler = make_optimizer(model, loop, total_steps * loop.updates_per_rollout)
 
-    step = 0
+    step, tokens_seen = 0, 0
     resume_from = latest_checkpoint(out) if loop.resume else None
     if resume_from is not None:
-        step = int(load_checkpoint(resume_from, model, optimizer, scheduler)["step"])
+        position = load_checkpoint(resume_from, model, optimizer, scheduler)
+        step, tokens_seen = int(position["step"]), int(position.get("tokens", 0))
     if sampler is not None:
         sampler.load_state_dict(model.state_dict())
     sampled_eval = synthetic and cfg.evaluate and cfg.heldout_k > 0
-    if sampled_eval and step == 0 and not (out / "heldout_sampled_before.json").exists():  # of π_ref only
+    if main and sampled_eval and step == 0 and not (out / "heldout_sampled_before.json").exists():  # π_ref only
         heldout_violation(backend, mixture, cfg, out, "before")
-    log = MetricsLog(out / "metrics.jsonl", step, enabled=True, report_to=loop.report_to, config=asdict(cfg))
+    log = MetricsLog(out / "metrics.jsonl", step, enabled=main, report_to=loop.report_to, config=asdict(cfg))
     bar = Progress(
         total_steps, step, ["loss", "violation", "calibrated_reward", "kl", "response_length"],
-        enabled=loop.progress, title="cgpo",
+        enabled=loop.progress and main, title="cgpo",
     )  # fmt: skip
-    state = OnlineState(model, reference, tokenizer, backend, mixture, baselines)
+    state = OnlineState(model, reference, tokenizer, backend, mixture, baselines, accel=accel)
+    trainable = [p for p in model.parameters() if p.requires_grad]
     started = time.perf_counter()
-    tokens_seen = int(log.rows[-1].get("tokens_total", 0)) if log.rows else 0
     try:
         while step < total_steps:
             t0 = time.perf_counter()
             prepared = {}
             for name, task in tasks.items():
-                # Each task cycles through its own prompts, reshuffled every pass (deterministic in seed and pass).
+                # Each task cycles through its own prompts, reshuffled every pass (deterministic in seed and pass);
+                # with N processes, process r rolls out prompts r, r + N, ... of the batch.
                 epoch, in_epoch = divmod(step, steps_per_epoch[name])
                 idx = by_task[name]
                 order = plan_batches(
                     [0] * len(idx), task.batch_size, loop.seed, epoch, cfg.data.shuffle, False
                 )
-                batch = [prompts[idx[i]] for i in order[in_epoch]]
+                batch = [prompts[idx[i]] for i in order[in_epoch]][accel.process_index :: accel.num_processes]
                 prepared[name] = prepare_step(name, task, batch, step, state, cfg)
             task_loss = dict.fromkeys(tasks, 0.0)
             for _ in range(loop.updates_per_rollout):  # GRPO's μ; CGPO's optimizers: once
                 for name, task in tasks.items():
                     task_loss[name] += backward_update(task, prepared[name][0], state, cfg) / loop.updates_per_rollout
+                sum_gradients(trainable, accel)
                 grad_norm = (
                     float(
                         torch.nn.utils.clip_grad_norm_(
@@ -910,21 +966,24 @@ def train_cgpo(
             if sampler is not None:
                 sampler.load_state_dict(model.state_dict())  # casts to bf16
             step += 1
-            row = {"step": step, **merge_rows(rows), "grad_norm": grad_norm, "lr": lr}
-            tokens_seen += sum(r["tokens"] for r in rows.values())
-            row.update({"tokens_total": tokens_seen, "step_seconds": time.perf_counter() - t0})
+            row = over_processes(merge_rows(rows), state)
+            tokens_seen += int(sum(row[k] for k in row if k == "tokens" or k.endswith("/tokens")))
+            row = {"step": step, **row, "grad_norm": grad_norm, "lr": lr, "tokens_total": tokens_seen,
+                   "step_seconds": time.perf_counter() - t0}  # fmt: skip
             log.write(row)
             bar.update(row)
             if loop.save_every and step % loop.save_every == 0 and step < total_steps:
-                save_checkpoint(
-                    out, step, model, optimizer, scheduler, {"tokens": tokens_seen}, loop.keep_checkpoints
-                )
+                if main:
+                    save_checkpoint(
+                        out, step, model, optimizer, scheduler, {"tokens": tokens_seen}, loop.keep_checkpoints
+                    )
+                accel.wait_for_everyone()
     finally:
         bar.close()
         log.close()
     train_seconds = time.perf_counter() - started
     model.eval()
-    if sampled_eval:
+    if main and sampled_eval:
         heldout_violation(backend, mixture, cfg, out, "after")
     result = TrainResult(
         output_dir=out,
@@ -937,9 +996,9 @@ def train_cgpo(
         skipped=len(prompts) - len(used),
     )
     data_path = str(out / "prompts" / "train.jsonl") if synthetic else source.path
-    save_final(model, tokenizer, out, cfg.lora, ModelCard("cgpo", cfg, fingerprint, len(used), data_path, result))
-
-    if synthetic and cfg.evaluate:
+    card = ModelCard("cgpo", cfg, fingerprint, len(used), data_path, result)
+    save_on_main(accel, model, tokenizer, out, cfg.lora, card)
+    if main and synthetic and cfg.evaluate:
         shutil.rmtree(out / "eval_after", ignore_errors=True)  # always the model just saved
         evaluate_heldout(cfg, str(result.model_dir), out, out / "eval_after")
     return result

@@ -37,7 +37,7 @@ from posttrain.train import losses
 from posttrain.train.data import Batch
 
 if TYPE_CHECKING:  # the online loop imports this module, not the other way round at run time
-    from posttrain.train.cgpo import CGPOConfig, CGPOTask, Rollout, Update
+    from posttrain.train.cgpo import CGPOConfig, CGPOTask, OnlineState, Rollout, Update
 
 
 def overlong_penalty(length: int, max_tokens: int, buffer: int) -> float:
@@ -62,7 +62,9 @@ def rewards_of(task: CGPOTask, r: Rollout, cfg: CGPOConfig) -> list[float | None
     return out
 
 
-def group_update(task: CGPOTask, r: Rollout, cfg: CGPOConfig) -> Update:
+def group_update(task: CGPOTask, r: Rollout, cfg: CGPOConfig, state: OnlineState) -> Update:
+    """The update of one rollout. A process holds whole prompts (groups), so group statistics are local; the
+    batch-level ones (token and response counts, REINFORCE++'s mean and variance) are summed over processes."""
     from posttrain.train.cgpo import Update
 
     rewards = rewards_of(task, r, cfg)
@@ -92,10 +94,15 @@ def group_update(task: CGPOTask, r: Rollout, cfg: CGPOConfig) -> Update:
         seq_kl = torch.zeros(len(use), dtype=torch.float64).index_add(0, token_seq, old_flat - ref_flat)
         token_adv = losses.rloo_advantages(reward - task.kl_coef * seq_kl, groups)[token_seq]
     else:
-        token_adv = losses.reinforce_pp_advantages(reward, token_seq, old_flat - ref_flat, task.kl_coef)
+        returns = losses.reinforce_pp_returns(reward, token_seq, old_flat - ref_flat, task.kl_coef)
+        total, squares, count = state.reduce_sum(float(returns.sum()), float((returns**2).sum()), len(returns))
+        mean = total / max(count, 1)
+        token_adv = losses.whiten(returns, mean, max(squares / max(count, 1) - mean**2, 0.0))
 
     # Step 4's weights; overlong filtering zeroes a cut-off response's tokens but keeps it in the group statistics.
-    weight = losses.token_weights(lengths, task.loss_aggregation, cfg.generation.max_new_tokens)
+    n_total, tokens_total = state.reduce_sum(len(use), float(lengths.sum()))
+    weight = losses.token_weights(lengths, task.loss_aggregation, cfg.generation.max_new_tokens, n_total,
+                                  tokens_total)  # fmt: skip
     if task.overlong == "filter":
         cut = torch.tensor([r.completions[i].finish_reason == "length" for i in use], dtype=torch.bool)
         weight = torch.where(cut, torch.zeros_like(weight), weight)

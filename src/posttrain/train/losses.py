@@ -152,10 +152,13 @@ def crpg_rewards(constrained_rewards: Tensor, logratios: Tensor, kl_max: float) 
     return torch.clamp(1 - logratios / kl_max, min=0) * constrained_rewards
 
 
-def crpg_advantages(constrained_rewards: Tensor, logratios: Tensor, kl_max: float) -> Tensor:
-    """R̃_cr minus its mean over the batch: the paper's REINFORCE baseline (no critic). Detached inputs."""
+def crpg_advantages(
+    constrained_rewards: Tensor, logratios: Tensor, kl_max: float, baseline: float | None = None
+) -> Tensor:
+    """R̃_cr minus its mean over the batch: the paper's REINFORCE baseline (no critic). Detached inputs.
+    `baseline` replaces the mean of these rewards (the whole batch's mean when it is spread over processes)."""
     shaped = crpg_rewards(constrained_rewards, logratios, kl_max)
-    return shaped - shaped.mean()
+    return shaped - (shaped.mean() if baseline is None else baseline)
 
 
 def crpg_loss(policy_logps: Tensor, advantages: Tensor) -> Tensor:
@@ -230,15 +233,11 @@ def k3_kl(token_logps: Tensor, ref_token_logps: Tensor) -> Tensor:
     return torch.exp(diff) - diff - 1
 
 
-def reinforce_pp_advantages(
-    rewards: Tensor, token_seq: Tensor, token_kl: Tensor, kl_coef: float, eps: float = 1e-8
-) -> Tensor:
-    """REINFORCE++ (Hu 2025, arXiv 2501.03262): each token's return is the sequence reward minus kl_coef times the
-    KL estimates of this and every later token of its response (γ = 1, the reward on the last token); returns are
-    then normalised over every token of the batch (global mean and std, no critic, no group baseline).
-
-    `token_seq[t]` is the response of token t (tokens of a response contiguous and in order); `token_kl` is the
-    per-token log-ratio log π_old − log π_ref (the k1 estimate the paper puts in the reward)."""
+def reinforce_pp_returns(rewards: Tensor, token_seq: Tensor, token_kl: Tensor, kl_coef: float) -> Tensor:
+    """REINFORCE++ (Hu 2025, arXiv 2501.03262) before normalisation: each token's return is its response's reward
+    minus kl_coef times the KL estimates of this and every later token of the response (γ = 1, the reward on the
+    last token). `token_seq[t]` is the response of token t (a response's tokens contiguous and in order);
+    `token_kl` is the per-token log π_old − log π_ref (the k1 estimate the paper puts in the reward)."""
     penalty = -kl_coef * token_kl
     n = int(token_seq.max()) + 1 if token_seq.numel() else 0
     positions = torch.arange(len(token_seq))
@@ -246,11 +245,13 @@ def reinforce_pp_advantages(
     before = torch.cumsum(penalty, 0) - penalty  # Σ of the batch's earlier tokens
     within_before = before - before[first][token_seq]  # Σ of the same response's earlier tokens
     total = torch.zeros(n, dtype=penalty.dtype).index_add(0, token_seq, penalty)
-    returns = rewards[token_seq] + total[token_seq] - within_before  # reward + Σ_{s ≥ t} penalty_s
-    if returns.numel() < 2:
-        return torch.zeros_like(returns)
-    centred = returns - returns.mean()
-    return centred * torch.rsqrt((centred**2).mean() + eps)
+    return rewards[token_seq] + total[token_seq] - within_before  # reward + Σ_{s ≥ t} penalty_s
+
+
+def whiten(values: Tensor, mean: float, var: float, eps: float = 1e-8) -> Tensor:
+    """(x − mean) / sqrt(var + eps): REINFORCE++'s normalisation over every token of the batch, with the batch's
+    mean and population variance given (they span all processes)."""
+    return (values - mean) * (var + eps) ** -0.5
 
 
 def clipped_policy_loss(
@@ -266,15 +267,19 @@ def clipped_policy_loss(
     return loss, clipped.detach()
 
 
-def token_weights(lengths: Tensor, aggregation: str, max_tokens: int) -> Tensor:
-    """The weight of each token of each response in the summed loss, shape (n_responses,), for
+def token_weights(
+    lengths: Tensor, aggregation: str, max_tokens: int, n_total: float | None = None, tokens_total: float | None = None
+) -> Tensor:
+    """The weight of each token of each response in the summed loss, shape (n_responses,); `n_total` and
+    `tokens_total` replace this batch's response and token counts (the whole batch's, spread over processes), for
     - "token": every token of the batch weighs the same, 1/Σ|o| (DAPO; TRL's "dapo"/"bnpo" on one batch);
     - "sequence": each response's token mean, then the mean over responses, 1/(n·|o_i|) (the GRPO paper; TRL "grpo");
     - "fixed": 1/(n·max_tokens), a constant, so no length bias either way (Dr. GRPO; TRL "dr_grpo")."""
     lengths = lengths.to(torch.float64)
-    n = max(len(lengths), 1)
+    n = max(len(lengths) if n_total is None else n_total, 1)
     if aggregation == "token":
-        return torch.full_like(lengths, 1.0 / max(float(lengths.sum()), 1.0))
+        tokens = float(lengths.sum()) if tokens_total is None else tokens_total
+        return torch.full_like(lengths, 1.0 / max(tokens, 1.0))
     if aggregation == "sequence":
         return 1.0 / (n * lengths.clamp(min=1))
     if aggregation == "fixed":
