@@ -246,3 +246,46 @@ def test_online_recipes_are_valid(recipe: str):
 
     root = Path(__file__).resolve().parents[2]
     assert check_config(load_config(CGPOConfig, root / recipe, []))
+
+
+def test_vllm_engine_gets_the_weights_after_every_update(tiny_model_dir, tmp_path, monkeypatch):
+    """The GPU path's CPU-side logic: vLLM cannot run here, so a stand-in engine records what the loop hands it."""
+    import posttrain.models.vllm as vllm_module
+    from posttrain.models.backend import Completion
+
+    loads: list[dict[str, torch.Tensor]] = []
+
+    class RecordingEngine:
+        def __init__(self, model: str, **engine_kwargs):
+            assert engine_kwargs == {"gpu_memory_utilization": 0.3}
+
+        def generate(self, prompts, n, params):
+            texts = ["the thing is small.", "The Thing Is Small."]
+            return [[Completion(texts[j % 2], 5, 6, "stop") for j in range(n)] for _ in prompts]
+
+        def load_weights(self, named_tensors):
+            loads.append({name: t.detach().clone() for name, t in named_tensors})
+
+    monkeypatch.setattr(vllm_module, "_import_vllm", lambda: None)
+    monkeypatch.setattr(vllm_module, "VLLMBackend", RecordingEngine)
+    cfg = run_config(
+        tiny_model_dir, tmp_path / "run", "train.max_steps=2", "tasks.instruction_following.optimizer=grpo",
+        "generation.engine=vllm", "generation.vllm={gpu_memory_utilization: 0.3}",
+    )  # fmt: skip
+    result = train_cgpo(cfg, IF_PROMPTS)
+    assert len(loads) == 2  # one sync per rollout step
+    from transformers import AutoModelForCausalLM
+
+    final = AutoModelForCausalLM.from_pretrained(result.model_dir).state_dict()
+    assert all(torch.equal(loads[-1][name], final[name]) for name in loads[-1] if name in final)
+    assert not all(torch.equal(loads[0][n], loads[1][n]) for n in loads[0])  # the second sync has newer weights
+
+
+def test_vllm_engine_errors_before_loading_a_model(tiny_model_dir, tmp_path):
+    import importlib.util
+
+    if importlib.util.find_spec("vllm") is None:
+        with pytest.raises(InputError, match=r"pip install 'posttrain\[vllm\]'"):
+            check_config(run_config(tiny_model_dir, tmp_path / "run", "generation.engine=vllm"))
+    with pytest.raises(InputError, match="LoRA is not supported"):
+        check_config(run_config(tiny_model_dir, tmp_path / "run", "generation.engine=vllm", "lora.enabled=true"))

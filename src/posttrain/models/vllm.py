@@ -117,6 +117,16 @@ class VLLMBackend:
         ]
         return [flat[i * n : (i + 1) * n] for i in range(len(prompts))]
 
+    def load_weights(self, named_tensors: Any) -> None:
+        """Replace the engine's weights with `(name, tensor)` pairs in the HF checkpoint's names (the online loop
+        calls this after every update, so the next rollout samples the current policy). In-process ("colocate")
+        engines only, through the model runner's `load_weights`, as TRL does; the prefix cache is dropped since its
+        entries were computed with the old weights. Untested here: it needs vLLM and a GPU."""
+        runner = self.llm.llm_engine.model_executor.driver_worker.model_runner
+        for name, tensor in named_tensors:
+            runner.model.load_weights([(name, tensor.detach())])
+        self.llm.reset_prefix_cache()
+
     def logprobs(self, prompt: Any, completion: str) -> list[float]:
         context = chat_token_ids(self.tokenizer, prompt)
         target = list(self.tokenizer(completion, add_special_tokens=False).input_ids)

@@ -156,6 +156,10 @@ class GenerationConfig:
     # from a bf16 copy of the policy, refreshed after every update (faster decoding on such CPUs; samples are
     # on-policy up to bf16 rounding; the loss still uses the policy's own log-probs). Full fine-tuning only.
     dtype: Literal["float32", "bfloat16", "auto"] = "float32"
+    # hf: the in-process transformers backend above. vllm: an in-process vLLM engine (GPU; `posttrain[vllm]`) that
+    # gets the policy's weights after every update; `vllm` holds its engine arguments (e.g. gpu_memory_utilization).
+    engine: Literal["hf", "vllm"] = "hf"
+    vllm: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -247,6 +251,12 @@ def check_config(cfg: CGPOConfig) -> dict[str, CGPOTask]:
         raise InputError(f"heldout_k must be 0 (off) or a number of responses per held-out prompt, got {cfg.heldout_k}")
     if cfg.generation.dtype != "float32" and cfg.lora.enabled:
         raise InputError("generation.dtype: a bf16 copy of the full weights cannot follow LoRA; use float32")
+    if cfg.generation.engine == "vllm":
+        if cfg.lora.enabled:
+            raise InputError("generation.engine=vllm takes the full weights after every update; LoRA is not supported")
+        from posttrain.models.vllm import _import_vllm
+
+        _import_vllm()  # the install hint, before any model is loaded
     tasks = parse_tasks(cfg)
     if cfg.train.updates_per_rollout < 1:
         raise InputError(f"train.updates_per_rollout must be at least 1, got {cfg.train.updates_per_rollout}")
@@ -901,10 +911,16 @@ def train_cgpo(
         baselines = reference_baselines(cfg, calibrated, sampler or reference, tokenizer, out)
     model = apply_lora(model, cfg.lora)
     prepare_for_training(model, loop)
-    # The policy itself, or its bf16 copy (synced after every update): every step samples the current weights.
-    backend = HFBackend(
-        cfg.model.name, loop.threads, cfg.generation.batch_size, model_and_tokenizer=(sampler or model, tokenizer)
-    )
+    # The policy itself, its bf16 copy or a vLLM engine (both synced after every update): every step samples the
+    # current weights.
+    if cfg.generation.engine == "vllm":
+        from posttrain.models.vllm import VLLMBackend
+
+        backend = VLLMBackend(cfg.model.name, **cfg.generation.vllm)
+    else:
+        backend = HFBackend(
+            cfg.model.name, loop.threads, cfg.generation.batch_size, model_and_tokenizer=(sampler or model, tokenizer)
+        )
 
     steps_per_epoch = {name: len(idx) // tasks[name].batch_size for name, idx in by_task.items()}
     total_steps = max(steps_per_epoch.values()) * loop.epochs  # a step = one rollout per task
@@ -919,6 +935,8 @@ def train_cgpo(
         step, tokens_seen = int(position["step"]), int(position.get("tokens", 0))
     if sampler is not None:
         sampler.load_state_dict(model.state_dict())
+    if cfg.generation.engine == "vllm" and step > 0:  # resumed: the engine still holds the starting weights
+        backend.load_weights(model.named_parameters())
     sampled_eval = synthetic and cfg.evaluate and cfg.heldout_k > 0
     if main and sampled_eval and step == 0 and not (out / "heldout_sampled_before.json").exists():  # π_ref only
         heldout_violation(backend, mixture, cfg, out, "before")
@@ -965,6 +983,8 @@ def train_cgpo(
             rows = {name: {**row, "loss": task_loss[name], **update.stats} for name, (update, row) in prepared.items()}
             if sampler is not None:
                 sampler.load_state_dict(model.state_dict())  # casts to bf16
+            if cfg.generation.engine == "vllm":
+                backend.load_weights(model.named_parameters())
             step += 1
             row = over_processes(merge_rows(rows), state)
             tokens_seen += int(sum(row[k] for k in row if k == "tokens" or k.endswith("/tokens")))
