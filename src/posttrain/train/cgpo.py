@@ -913,6 +913,7 @@ def train_cgpo(
     prepare_for_training(model, loop)
     # The policy itself, its bf16 copy or a vLLM engine (both synced after every update): every step samples the
     # current weights.
+    backend: Any
     if cfg.generation.engine == "vllm":
         from posttrain.models.vllm import VLLMBackend
 
