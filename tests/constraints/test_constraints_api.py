@@ -12,13 +12,15 @@ from hypothesis import strategies as st
 
 from posttrain.constraints import REGISTRY, check_all, get_constraint, partial_credit, strip_thinking
 from posttrain.constraints import text as measures
+from posttrain.constraint_ids import IFBENCH_58, IFEVAL_25
 from posttrain.constraints.conflicts import IFEVAL_CONFLICTS, build_conflicts
 from posttrain.errors import InputError
 from tests.constraints.corpus import ALL_IDS, kwargs_sets, responses, varied_prose
 
 
-def test_registry_has_ifevals_25_ids() -> None:
-    assert len(REGISTRY) == 25
+def test_registry_has_ifevals_25_and_ifbenchs_58_ids() -> None:
+    assert set(REGISTRY) == set(IFEVAL_25) | set(IFBENCH_58)
+    assert len(REGISTRY) == 25 + 58
     assert all(get_constraint(cid).id == cid for cid in REGISTRY)
 
 

