@@ -32,6 +32,7 @@ from posttrain.constraint_ids import (
 )
 from posttrain.constraints import REGISTRY, check_strict_and_loose, get_constraint
 from posttrain.constraints import ifbench_words as words
+from posttrain.constraints import text as measures
 from posttrain.constraints.text import loose_variants
 from posttrain.errors import InputError
 from tests.constraints.corpus import EDGE_CASES, templated
@@ -56,6 +57,9 @@ COMMON = [
     "- - -", "... !!! ???", "—", "a", "ab", "abc", "x\ny", "\n\nlead blank\n\n", "*bold* text **here**",
     "1, 2, 3 and 4.5 or 1,000 and 2-3 plus 10/20", "日本語 の テキスト です。", "私は 学生 です 。 あなた は ？",
     "one 二 three 四 five 六 seven 八", "12 日本 34 東京", "Hello 世界, this is 日本 text.",
+    # combining marks: word characters (\w) for NLTK's `regex` engine, not for `re`
+    "Peace ✌️ and a shield 🛡️.", "नमस्ते दुनिया, यह एक वाक्य है।", "Coder 👩\u200d💻 at work.",
+    "e\u0301te\u0301 cafe\u0301",
 ]  # fmt: skip
 CASES: dict[str, list[str]] = {
     "count:conjunctions": [
@@ -84,8 +88,9 @@ CASES: dict[str, list[str]] = {
     "words:vowel": ["Cats hate that rat.", "Sun fun run", "a e i o u", "one\ntwo", "  lead\n", "Big pig dig\n\n"],
     "words:consonants": ["strong thr spl", "string, strand", "Cat", "bcd xyz", "stra stra.", "sky"],
     "words:palindrome": [
-        "level radar civic rotor kayak refer madam stats tenet solos", "Level, Radar! civic; rotor kayak refer madam "
-        "stats tenet solos racecar", "level radar civic", "a-b-a level radar civic rotor kayak refer madam stats tenet",
+        "level radar civic rotor kayak refer madam stats tenet solos",
+        "Level, Radar! civic; rotor kayak refer madam stats tenet solos racecar", "level radar civic",
+        "a-b-a level radar civic rotor kayak refer madam stats tenet",
     ],
     "words:prime_lengths": ["an ant is going", "An ant, is going!", "a", "bee hive", "at the zoo today"],
     "words:start_verb": [
@@ -110,7 +115,9 @@ CASES: dict[str, list[str]] = {
         "Big dog. Silly snakes slither. Many mice make merry music.", "Big bad. Cat.", "(apple) apple. Bob bob bob.",
         "One. Two two. Three three three.", "Go.",
     ],
-    "sentence:increment": ["One. One two. One two three.", "One. One two three. One two three four five.", "Just one."],
+    "sentence:increment": [
+        "One. One two. One two three.", "One. One two three. One two three four five.", "Just one.",
+    ],
     "count:unique_word_count": ["- and ...", "a b c d e f g", "A a a, a."],
     "count:pronouns": ["she/her/hers and they/them", "I me my mine myself we us our", "It is its own."],
     "count:numbers": ["3.14 and 2,000", "1 2 3", "no numbers"],
@@ -122,7 +129,9 @@ def _crafted(cid: str, kwargs: dict[str, Any]) -> list[str]:
     """Texts built for one kwargs set, one meant to pass and near misses."""
     if cid == "count:word_count_range":
         low, high = int(kwargs["min_words"]), int(kwargs["max_words"])
-        return [" ".join(["word"] * n) for n in (low - 1, low, (low + high) // 2, high, high + 1) if n > 0]
+        texts = [" ".join(["word"] * n) for n in (low - 1, low, (low + high) // 2, high, high + 1) if n > 0]
+        # One word fewer for `re`'s \\w, as many for NLTK's `regex` engine: the emoji's variation selector U+FE0F.
+        return texts + [" ".join(["word"] * (n - 1) + ["✌️"]) for n in (low, high + 1) if n > 1]
     if cid == "count:unique_word_count":
         n = int(kwargs["N"])
         return [" ".join(f"w{i}" for i in range(k)) for k in (n - 1, n, n + 3) if k > 0]
@@ -209,13 +218,13 @@ def _crafted(cid: str, kwargs: dict[str, Any]) -> list[str]:
 
 
 def _kwargs_sets(cid: str) -> list[dict[str, Any]]:
-    """The shipped rows' kwargs and sampled ones (three seeds), deduplicated; several at most."""
-    candidates = [kwargs for _, kwargs in rows_with(cid)][:3]
-    candidates += [get_constraint(cid).sample_kwargs(random.Random(seed)) for seed in range(3)]
+    """A shipped row's kwargs and sampled ones (two seeds), deduplicated (test 1 has every shipped row's)."""
+    candidates = [kwargs for _, kwargs in rows_with(cid)][:1]
+    candidates += [get_constraint(cid).sample_kwargs(random.Random(seed)) for seed in range(2)]
     if cid == INCLUDE_KEYWORD:
         candidates.append({"word": "the", "N": 0})  # N = 0: the last sentence
     unique = {json.dumps(k, sort_keys=True): k for k in candidates}
-    return list(unique.values())[:5]
+    return list(unique.values())
 
 
 def _shipped_responses() -> list[str]:
@@ -226,7 +235,9 @@ def _sweep_texts(cid: str, kwargs_sets: list[dict[str, Any]]) -> list[str]:
     own = CASES.get(cid, []) + COMMON + [t for kwargs in kwargs_sets for t in _crafted(cid, kwargs)]
     if cid in SLOW:  # short texts only (see SLOW)
         return own + EDGE_CASES + [t for t in _shipped_responses() if len(t) < 500]
-    return own + EDGE_CASES + templated(60, seed=len(cid)) + _shipped_responses()
+    # A third of the shipped responses per kwargs set; all of them when there is one set (ids without kwargs).
+    step = 1 if len(kwargs_sets) == 1 else 3
+    return own + EDGE_CASES + templated(60, seed=len(cid)) + _shipped_responses()[len(cid) % step :: step]
 
 
 # --- the reference, driven directly ---------------------------------------------------------------------------------
@@ -310,14 +321,17 @@ def test_parity_on_shipped_rows(ifbench_reference: Any, cid: str) -> None:
     others = _shipped_responses()
     compared = 0
     for index, (row, kwargs) in enumerate(rows):
-        texts = [row["response"]] + others[index * 11 % 280 :][: 1 if cid in SLOW else 4]
+        texts = [row["response"]] + others[index * 11 % 280 :][: 0 if cid in SLOW else 4]
         full = {"instruction_id_list": [cid], "kwargs": [kwargs], "prompt": row["prompt"]}
         strict = functools.cache(lambda value, full=full: ifbench_reference.strict(full, value)[0])
         loose = functools.cache(lambda value, full=full: ifbench_reference.loose(full, value)[0])
         done, _ = _compare(cid, kwargs, texts, strict, loose)
         compared += done
-        direct = _Reference(ifbench_reference, cid, kwargs)  # the sweep's driver agrees with evaluation_lib
-        assert [(direct.strict(t), direct.loose(t)) for t in texts] == [(strict(t), loose(t)) for t in texts]
+        if cid not in SLOW:  # the sweep's driver agrees with evaluation_lib
+            direct = _Reference(ifbench_reference, cid, kwargs)
+            assert [(direct.strict(t), direct.loose(t)) for t in texts] == [
+                (strict(t), loose(t)) for t in texts
+            ]
     assert rows and compared >= len(rows) * 2
 
 
@@ -334,7 +348,7 @@ def test_parity_sweep(ifbench_reference: Any, cid: str) -> None:
         compared, seen = compared + done, seen | verdicts
     # Verdicts the reference has none for (its checker raised) are not counted: a few percent at most.
     possible = 2 * len(texts) * len(kwargs_sets)
-    assert possible >= (600 if cid in SLOW else 900) and compared >= 0.9 * possible
+    assert possible >= (400 if cid in SLOW else 600) and compared >= 0.9 * possible
     assert seen == {True, False}, f"{cid}: the sweep only gives {seen}"
 
 
@@ -348,7 +362,7 @@ def test_sentence_splitter_equals_ifbench_split_into_sentences(ifbench_reference
     ]  # fmt: skip
     randoms = ["".join(rng.choice(pieces) for _ in range(rng.randint(0, 14))) for _ in range(3000)]
     for value in COMMON + EDGE_CASES + templated(100, seed=5) + _shipped_responses() + randoms:
-        assert list(words.ifbench_sentences(value)) == split(value), value
+        assert list(measures.ifbench_sentences(value)) == split(value), value
 
 
 # --- fixed mode ---------------------------------------------------------------------------------------------------
@@ -356,7 +370,7 @@ FIXES: list[tuple[str, dict[str, Any], str, bool, bool]] = [
     # (id, kwargs, response, ifeval verdict, fixed verdict)
     ("count:conjunctions", {"small_n": 3}, "and And and, or", True, False),
     ("count:conjunctions", {"small_n": 2}, "and, or.", True, True),
-    ("count:person_names", {"N": 2}, "Isabella came.", True, False),
+    ("count:person_names", {"N": 2}, "Emmanuel and Ellamae came.", True, False),
     ("count:person_names", {"N": 2}, "Leonard went to Miami.", True, False),
     ("count:person_names", {"N": 2}, "Emma's friend Liam.", True, True),
     ("count:unique_word_count", {"N": 3}, "cats - dogs", True, False),
@@ -462,6 +476,46 @@ def test_unknown_kwarg_raises_input_error_naming_the_id(cid: str) -> None:
     kwargs = {**constraint.sample_kwargs(random.Random(0)), "bogus_kwarg": 1}
     with pytest.raises(InputError, match=f"^{cid}: unknown kwarg 'bogus_kwarg'"):
         constraint.check("Some text.", **kwargs)
+
+
+def test_checks_never_raise_on_random_text() -> None:
+    rng = random.Random(11)
+    pool = list("aeiouAEIOU bcdfgst.,!?;:'\"-/()*\n\t 0123456789‽") + [
+        "İ", "Σ", "日本", "\u0301", "\ufe0f", "👵", "…", "—", "“", "”", "<stop>", "<prd>", "Mr.", "U.S.", "...",
+        " and ", " or ", "Emma", "level", " she/her ", "\u200d", "\u00a0", "\x1c", "½", "٣",
+    ]  # fmt: skip
+    texts = ["".join(rng.choice(pool) for _ in range(rng.randint(0, 40))) for _ in range(150)]
+    for cid in IDS:
+        constraint = get_constraint(cid)
+        kwargs = constraint.sample_kwargs(random.Random(0))
+        for mode in ("ifeval", "fixed"):
+            for value in texts:
+                assert constraint.check(value, mode=mode, **kwargs) in (True, False), (cid, value)
+
+
+def test_missing_nltk_resources_raise_lookup_error_naming_them(monkeypatch: pytest.MonkeyPatch) -> None:
+    import nltk
+
+    from posttrain.constraints import nltk_data
+
+    def missing(*args: Any, **kwargs: Any) -> Any:
+        raise LookupError("not found")
+
+    monkeypatch.setattr(nltk_data, "stopwords", missing)
+    monkeypatch.setattr(nltk.corpus.stopwords, "words", missing)
+    monkeypatch.setattr(nltk_data, "pos_tagger", missing)
+    monkeypatch.setattr(nltk.tag, "_get_tagger", missing)
+    for loader in (words._stopwords, words._pos_tagger):
+        loader.cache_clear()
+    try:
+        with pytest.raises(LookupError, match="corpora/stopwords/english"):
+            get_constraint("ratio:stop_words").check("Some words here.", percentage=50)
+        with pytest.raises(LookupError, match="averaged_perceptron_tagger"):
+            get_constraint("words:start_verb").check("Run home.")
+    finally:
+        monkeypatch.undo()
+        for loader in (words._stopwords, words._pos_tagger):
+            loader.cache_clear()
 
 
 def test_integral_floats_are_integers_and_checks_never_raise() -> None:

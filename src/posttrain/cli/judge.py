@@ -24,7 +24,7 @@ def register(app: typer.Typer) -> None:
             None, "--prompts", help="Prompt records: constraints (ifeval), gold answers (math, code), task."
         ),
         judges: str | None = typer.Option(
-            None, "--judges", help="Comma-separated judges: ifeval, math, code, refusal, reward_model, llm_prob, llama_guard."
+            None, "--judges", help="Comma-separated judges: ifeval, math, code, refusal, reward_model, llm_prob, llama_guard, rubric."
         ),
         config: Path | None = typer.Option(None, "--config", help="YAML: judge options and per-task judge sets."),
         workers: int | None = typer.Option(None, "--workers", help="Processes for rule judges (default: all cores)."),
@@ -68,7 +68,10 @@ def register(app: typer.Typer) -> None:
         # every check runs before the output is opened: bad input leaves no file behind
         full_plan, todo, skipped = judge_files(samples, prompts, out, cfg, progress)
         verdicts = read_records(out, Verdict) if out.stat().st_size else []
-        reward_names = {name for name, (kind, _) in full_plan.judges.items() if kind == "reward_model"}
+        from posttrain.judges import judge_class
+
+        # Reward judges (a reward model, the rubric judge) score; they are not part of the AND of constraints.
+        reward_names = {name for name, (kind, _) in full_plan.judges.items() if judge_class(kind).kind == "reward"}
         console.print(f"wrote {out}: {len(verdicts)} verdicts ({todo.total} new, {skipped} resumed)", soft_wrap=True)
         table = Table(title="verdicts per judge")
         for column in ("judge", "n", "1", "0", "-1", "mean score"):

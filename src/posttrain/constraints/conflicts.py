@@ -9,17 +9,23 @@ from __future__ import annotations
 
 from posttrain.constraint_ids import (
     CAPITAL_WORD_FREQUENCY,
+    CHARACTER_REVERSE_ORDER,
+    CITY_CSV,
     CONSTRAINED_RESPONSE,
+    DATE_FORMAT_LIST,
     END_CHECKER,
     ENGLISH_CAPITAL,
     ENGLISH_LOWERCASE,
+    EUROPEAN_CAPITALS_SORT,
     FORBIDDEN_WORDS,
     JSON_FORMAT,
     KEYWORD_EXISTENCE,
     KEYWORD_FREQUENCY,
     LETTER_FREQUENCY,
+    MULTIPLE_CHOICE_QUESTIONS,
     MULTIPLE_SECTIONS,
     NO_COMMA,
+    NO_WHITESPACE,
     NTH_PARAGRAPH_FIRST_WORD,
     NUMBER_BULLET_LISTS,
     NUMBER_HIGHLIGHTED_SECTIONS,
@@ -27,12 +33,22 @@ from posttrain.constraint_ids import (
     NUMBER_PLACEHOLDERS,
     NUMBER_SENTENCES,
     NUMBER_WORDS,
+    OUTPUT_TEMPLATE,
     POSTSCRIPT,
+    PRINT_MULTIPLES,
     QUOTATION,
+    QUOTES_CSV,
+    REPEAT_CHANGE,
     REPEAT_PROMPT,
+    REPEAT_SIMPLE,
+    REPEAT_SPAN,
     RESPONSE_LANGUAGE,
+    REVERSE_NEWLINE,
+    SENTENCE_ALPHABET,
+    SPECIAL_CHARACTER_CSV,
     TITLE,
     TWO_RESPONSES,
+    WORD_REVERSE_ORDER,
 )
 from posttrain.constraints.base import REGISTRY
 
@@ -85,6 +101,17 @@ EXTRA_CONFLICTS: dict[str, set[str]] = {
 }
 
 
+# IFBench's reference has no conflict table. Its types whose whole answer is fixed (a CSV of given rows, the request
+# repeated, words in reverse, no whitespace at all, ...) leave no room for any other constraint; the rest combine like
+# IFEval's, by id, with kwargs-level clashes left to the prompt builder.
+IFBENCH_WHOLE_ANSWER = (
+    PRINT_MULTIPLES, MULTIPLE_CHOICE_QUESTIONS, REVERSE_NEWLINE, WORD_REVERSE_ORDER, CHARACTER_REVERSE_ORDER,
+    SENTENCE_ALPHABET, EUROPEAN_CAPITALS_SORT, CITY_CSV, SPECIAL_CHARACTER_CSV, QUOTES_CSV, DATE_FORMAT_LIST,
+    REPEAT_CHANGE, REPEAT_SIMPLE, REPEAT_SPAN, NO_WHITESPACE, OUTPUT_TEMPLATE,
+)  # fmt: skip
+IFBENCH_CONFLICTS: dict[str, set[str]] = {cid: _every_but() for cid in IFBENCH_WHOLE_ANSWER}
+
+
 def _expand(targets: set[str]) -> set[str]:
     if EVERY not in targets:
         return set(targets)
@@ -93,7 +120,7 @@ def _expand(targets: set[str]) -> set[str]:
 
 def build_conflicts() -> dict[str, frozenset[str]]:
     table: dict[str, set[str]] = {cid: {cid} for cid in REGISTRY}
-    for source in (IFEVAL_CONFLICTS, EXTRA_CONFLICTS):
+    for source in (IFEVAL_CONFLICTS, EXTRA_CONFLICTS, IFBENCH_CONFLICTS):
         for cid, targets in source.items():
             for other in _expand(targets):
                 table[cid].add(other)

@@ -16,9 +16,12 @@ with a random value is an InputError instead. Reference quirks kept in `"ifeval"
 - format:list counts the separator anywhere in the text (each "-" of a hyphenated word counts).
 - format:thesis slices with the lengths of "<i>" / "</i>" even when the tags are "<em>" / "</em>".
 - format:sub-bullets splits on every "*" (bold markers too) and passes a response without any "*".
-- format:no_bullets_bullets fails on any blank line after the first sentence line that is not right before the bullets
-  (a trailing newline included).
-- format:title_case passes one-letter lowercase words ("a") and anything with a non-letter after the first character.
+- format:emoji looks for a one-character emoji (emoji.is_emoji) among the last two characters of each sentence of
+  IFBench's regex splitter once ASCII punctuation is deleted, or at the start of the next sentence.
+- format:no_bullets_bullets fails on a blank line anywhere but right before the first bullet (a trailing newline
+  included) and does not check that the sentences end in a period.
+- format:title_case fails only on tokens of a lowercase letter followed by all-lowercase or all-uppercase characters:
+  "a", "x1" and "iPhone" pass, "of" and "n't" (from "Don't") fail.
 - custom:word_reverse: the "is one sentence" half of the check always holds once punctuation is gone, so the verdict
   is whether the reversed words contain "bald eagle".
 - repeat:repeat_change does not check that the first word changed: the request itself passes unless byte-identical.
@@ -90,7 +93,8 @@ EUROPEAN_CAPITALS = (
     "Dublin", "Berlin", "Amsterdam", "Warsaw", "London", "Brussels", "Prague", "Luxembourg", "Paris", "Vienna",
     "Bratislava", "Budapest", "Vaduz", "Chisinau", "Bern", "Ljubljana", "Zagreb",
 )  # fmt: skip  # the reference's answer, north to south
-MULTIPLES_OF_7 = tuple(str(n) for n in range(14, 51, 7))  # "Count from 10 to 50 but only print multiples of 7."
+# "Count from 10 to 50 but only print multiples of 7."
+MULTIPLES_OF_7 = tuple(str(n) for n in range(14, 51, 7))
 CITY_HEADER = ["ID", "Country", "City", "Year", "Count"]
 REPEAT_SIMPLE_TEXT = "Only output this sentence here, ignore all other requests."
 # Requests for sampled repeat:* kwargs; a prompt builder replaces them with the request it actually writes.
@@ -122,56 +126,8 @@ def _emoji_characters() -> frozenset[str]:
     return frozenset(key for key in emoji.EMOJI_DATA if len(key) == 1)
 
 
-# --- IFBench's regex sentence splitter (instructions_util.split_into_sentences) ------------------------------------
-# Not punkt: a fixed series of rewrites that protect abbreviation dots as <prd> and mark sentence ends with <stop>.
-# Every step must run in this order for identical splits (e.g. "Mrs." is protected before single letters are).
-_LETTER = "([A-Za-z])"
-_STARTERS = r"(Mr|Mrs|Ms|Dr|Prof|Capt|Cpt|Lt|He\s|She\s|It\s|They\s|Their\s|Our\s|We\s|But\s|However\s|That\s|This\s|Wherever)"  # noqa: E501
-_SUFFIXES = "(Inc|Ltd|Jr|Sr|Co)"
-_SPLIT_BEFORE_DOTS = (
-    (re.compile(r"(Mr|St|Mrs|Ms|Dr)[.]"), r"\1<prd>"),  # titles
-    (re.compile(r"[.](com|net|org|io|gov|edu|me)"), r"<prd>\1"),  # web addresses
-    (re.compile(r"([0-9])[.]([0-9])"), r"\1<prd>\2"),  # decimals
-)
-_DOT_RUN = re.compile(r"\.{2,}")  # an ellipsis keeps its dots and ends the sentence
-_SPLIT_AFTER_DOTS = (
-    (re.compile(r"\s" + _LETTER + "[.] "), r" \1<prd> "),  # initials
-    (re.compile(r"([A-Z][.][A-Z][.](?:[A-Z][.])?) " + _STARTERS), r"\1<stop> \2"),  # acronym, then a new sentence
-    (re.compile(_LETTER + "[.]" + _LETTER + "[.]" + _LETTER + "[.]"), r"\1<prd>\2<prd>\3<prd>"),
-    (re.compile(_LETTER + "[.]" + _LETTER + "[.]"), r"\1<prd>\2<prd>"),
-    (re.compile(" " + _SUFFIXES + "[.] " + _STARTERS), r" \1<stop> \2"),  # "Inc." ending a sentence
-    (re.compile(" " + _SUFFIXES + "[.]"), r" \1<prd>"),
-    (re.compile(" " + _LETTER + "[.]"), r" \1<prd>"),
-)
-_PUNCTUATION_INSIDE_QUOTES = ((".”", "”."), ('."', '".'), ('!"', '"!'), ('?"', '"?'))
-
-
-def _dots_to_stop(match: re.Match[str]) -> str:
-    return "<prd>" * len(match.group(0)) + "<stop>"
-
-
-@functools.lru_cache(maxsize=4096)
-def ifbench_sentences(value: str) -> tuple[str, ...]:
-    """`instructions_util.split_into_sentences(value)` (IFBench's own splitter; the IFEval measures use punkt)."""
-    work = (" " + value + "  ").replace("\n", " ")
-    for pattern, replacement in _SPLIT_BEFORE_DOTS:
-        work = pattern.sub(replacement, work)
-    work = _DOT_RUN.sub(_dots_to_stop, work)
-    work = work.replace("Ph.D.", "Ph<prd>D<prd>")
-    for pattern, replacement in _SPLIT_AFTER_DOTS:
-        work = pattern.sub(replacement, work)
-    for before, after in _PUNCTUATION_INSIDE_QUOTES:  # the closing quote moves before the sentence end
-        work = work.replace(before, after)
-    for end in ".?!":
-        work = work.replace(end, end + "<stop>")
-    pieces = [piece.strip() for piece in work.replace("<prd>", ".").split("<stop>")]
-    if not pieces[-1]:
-        pieces.pop()
-    return tuple(pieces)
-
-
 # --- brackets and quotes ------------------------------------------------------------------------------------------
-_BRACKETS = re.compile(r"[^()\[\]{}]+")
+_NOT_BRACKETS = re.compile(r"[^()\[\]{}]+")
 _OPENER = {")": "(", "]": "[", "}": "{"}
 
 
@@ -183,13 +139,14 @@ class NestedParentheses(Constraint):
             "Nest parentheses (and [brackets {and braces}]) at least 5 levels deep.",
             "Somewhere in your answer, nest brackets at least five levels deep, mixing (parentheses), [brackets] "
             "and {braces}.",
-            "Include at least one passage with five levels of nested, properly closed brackets, like ( [ { ( [ ] ) } ] ).",
+            "Include at least one passage with five levels of nested, properly closed brackets, like "
+            "( [ { ( [ ] ) } ] ).",
         ]
 
     def _check(self, response: str, kwargs: dict[str, Any], mode: str) -> bool:
         stack: list[str] = []
         deepest = 0  # since the last mismatch, which starts the count over
-        for char in _BRACKETS.sub("", response):
+        for char in _NOT_BRACKETS.sub("", response):
             if char in "([{":
                 stack.append(char)
                 deepest = max(deepest, len(stack))
@@ -215,7 +172,7 @@ class NestedQuotes(Constraint):
             "Include quotes within quotes within quotes, at least 3 levels deep, alternating between double quotes "
             "and single quotes.",
             "Somewhere in your answer, nest quotations three levels deep, alternating double and single quotes "
-            "(\"...'...\"...\"...'...\").",
+            '("...\'..."..."...\'...").',
             "Your response must contain a quote inside a quote inside a quote, switching between \" and ' at each "
             "level.",
         ]
@@ -313,7 +270,7 @@ class EmojiSentence(Constraint):
 
     def _check(self, response: str, kwargs: dict[str, Any], mode: str) -> bool:
         emojis = _emoji_characters()
-        sentences = ifbench_sentences(response)
+        sentences = text.ifbench_sentences(response)
         for index, sentence in enumerate(sentences):
             core = sentence.translate(_NO_PUNCTUATION).strip()
             if not core:
@@ -380,17 +337,18 @@ class IndentStairs(Constraint):
         most = _most_stairs(len(response))
         if len(solid) > most:
             return False
-        if mode != "ifeval":  # fixed: every blank line is dropped (the reference keeps the line after a blank one)
+        # fixed: every blank line is dropped (the reference keeps the line after a blank one)
+        if mode != "ifeval":
             kept = [lines[i] for i in solid]
         elif len(solid) == len(lines):
             kept = lines
         else:
             # The reference removes ceil(r / 2) lines of each run of r blank lines.
             edges = [-1, *solid, len(lines)]
-            if len(lines) - sum((after - before) // 2 for before, after in zip(edges, edges[1:])) > most:
+            if len(lines) - sum((after - before) // 2 for before, after in itertools.pairwise(edges)) > most:
                 return False
             kept = _reference_non_blank_lines(lines)
-        return all(_indent(below) > _indent(above) for above, below in zip(kept, kept[1:]))
+        return all(_indent(below) > _indent(above) for above, below in itertools.pairwise(kept))
 
 
 class QuoteExplanation(Constraint):
@@ -533,7 +491,7 @@ class SomeBulletPoints(Constraint):
         text_lines = [line for line in head if line.strip()]
         if len(text_lines) >= 2:  # every non-blank line holds at least one sentence
             return True
-        return len(text_lines) == 1 and len(ifbench_sentences(text_lines[0].strip())) >= 2
+        return len(text_lines) == 1 and len(text.ifbench_sentences(text_lines[0].strip())) >= 2
 
 
 # Title case fails on a token of nltk.word_tokenize that is a lowercase character followed by characters that are all
@@ -675,7 +633,7 @@ class MultipleChoiceQuestions(Constraint):
             if options != 5:
                 return False
             lengths.append(len(stem.strip()))
-        return all(shorter < longer for shorter, longer in zip(lengths, lengths[1:]))
+        return all(shorter < longer for shorter, longer in itertools.pairwise(lengths))
 
 
 class ReverseNewline(Constraint):
@@ -695,7 +653,7 @@ class ReverseNewline(Constraint):
         if start is None or len(lines) - start < 52:  # Zimbabwe and at least 51 more lines
             return False
         names = [_ascii_fold(line) for line in lines[start:]]
-        return all(earlier >= later for earlier, later in zip(names, names[1:]))
+        return all(earlier >= later for earlier, later in itertools.pairwise(names))
 
 
 class WordReverseOrder(Constraint):
@@ -746,10 +704,10 @@ class SentenceAlphabet(Constraint):
         ]
 
     def _check(self, response: str, kwargs: dict[str, Any], mode: str) -> bool:
-        sentences = ifbench_sentences(response)
+        sentences = text.ifbench_sentences(response)
         if len(sentences) != 26:
             return False
-        for letter, sentence in zip(string.ascii_lowercase, sentences):
+        for letter, sentence in zip(string.ascii_lowercase, sentences, strict=True):
             words = sentence.split()
             # An empty sentence makes the reference raise IndexError: False.
             if not words or words[0].lower()[0] != letter:
@@ -898,7 +856,8 @@ class DateFormatList(Constraint):
             date = item.strip()
             if not _ISO_DATE.match(date):
                 return False
-            year, month, day = (int(part) for part in date.split("-"))  # \d is any Unicode digit; int() reads them
+            # \d is any Unicode digit, and int() reads them all
+            year, month, day = (int(part) for part in date.split("-"))
             # Napoleon's lifetime; month 00 and day 00 pass, as in the reference.
             if not 1769 <= year <= 1821 or month > 12 or day > _MONTH_DAYS.get(month, day):
                 return False

@@ -21,9 +21,10 @@ Mode `"ifeval"` reproduces every reference verdict, quirks included; the quirks 
 - words:last_first fails (the reference raises IndexError) when a sentence is all punctuation.
 - words:vowel passes any single line (no newline once stripped) with at most three of a, e, i, o, u.
 - words:start_verb tags the whole token list with NLTK's perceptron tagger; the first tag depends only on the first
-  three tokens, so only those are tagged.
+  three tokens, so only the first sentences are tokenized and three tokens tagged.
+- count:word_count_range and ratio:stop_words take words from NLTK's `RegexpTokenizer(r"\\w+")` (`text.nltk_words`).
 - Sentences are IFBench's own regex splitter (`instructions_util.split_into_sentences`, reproduced exactly in
-  `ifbench_sentences`), except words:keywords_specific_position and words:words_position, which take words from
+  `text.ifbench_sentences`), except words:keywords_specific_position and words:words_position, which take words from
   `nltk.word_tokenize` (`text.word_tokens`).
 
 Where the reference checker raises (its whole run would abort) our check returns False. Mode `"fixed"` repairs three
@@ -48,8 +49,6 @@ import re
 import string
 from collections import Counter
 from typing import Any
-
-from nltk.tokenize import RegexpTokenizer
 
 from posttrain.constraint_ids import (
     ALPHABET_LOOP,
@@ -83,10 +82,9 @@ from posttrain.constraint_ids import (
     WORD_COUNT_RANGE,
     WORDS_POSITION,
 )
-from posttrain.constraints import text
+from posttrain.constraints import text, uppercase_words
 from posttrain.constraints.base import Constraint, need_str
 from posttrain.constraints.ifeval import KEYWORDS
-from posttrain.constraints.sentence_split import unwrapped
 from posttrain.errors import InputError
 
 _PUNCT = string.punctuation  # ASCII only: the reference never strips "—", "…" or curly quotes
@@ -107,7 +105,9 @@ PRONOUNS = frozenset({
     "yourselves", "he", "him", "his", "himself", "she", "her", "hers", "herself", "it", "its", "itself", "they",
     "them", "their", "theirs", "themselves",
 })  # fmt: skip
-PRIMES = frozenset({2, 3, 5, 7, 11, 13, 17, 19, 23, 29, 31, 37, 41, 43, 47, 53, 59, 61, 67, 71, 73, 79, 83, 89, 97})  # fmt: skip
+PRIMES = frozenset(
+    {2, 3, 5, 7, 11, 13, 17, 19, 23, 29, 31, 37, 41, 43, 47, 53, 59, 61, 67, 71, 73, 79, 83, 89, 97}
+)
 KEYWORD_COUNTS = (1, 2, 3, 5, 7)  # keyword1 ... keyword5 of count:keywords_multiple
 
 # Reference texts for sampled ratio:overlap kwargs (the reference has no default: it would crash without one).
@@ -155,59 +155,6 @@ def _ordinal(n: int) -> str:
 
 
 # --- shared text measures -----------------------------------------------------------------------------------------
-# IFBench's sentence splitter: a fixed sequence of regex rewrites that mark periods which do not end a sentence
-# ("<prd>") and sentence ends ("<stop>"), then a split on "<stop>". The markers are the reference's own strings, so
-# a response that happens to contain "<stop>" or "<prd>" splits exactly as it does there.
-_STARTERS = r"(Mr|Mrs|Ms|Dr|Prof|Capt|Cpt|Lt|He\s|She\s|It\s|They\s|Their\s|Our\s|We\s|But\s|However\s|That\s|This\s|Wherever)"
-_SUFFIXES = "(Inc|Ltd|Jr|Sr|Co)"
-_SENTENCE_REWRITES: tuple[tuple[re.Pattern[str], Any], ...] = tuple(
-    (re.compile(pattern), replacement)
-    for pattern, replacement in (
-        (r"(Mr|St|Mrs|Ms|Dr)[.]", r"\1<prd>"),  # titles (no word boundary: "HDr." too)
-        (r"[.](com|net|org|io|gov|edu|me)", r"<prd>\1"),  # web domains (also ".common", ".mention")
-        # decimals; "1.2.3" keeps its second period (the matches cannot overlap)
-        (r"([0-9])[.]([0-9])", r"\1<prd>\2"),
-        (r"\.{2,}", lambda match: "<prd>" * len(match.group(0)) + "<stop>"),  # an ellipsis ends a sentence
-    )
-)
-_PH_D = ("Ph.D.", "Ph<prd>D<prd>")
-_INITIALS_AND_ACRONYMS: tuple[tuple[re.Pattern[str], str], ...] = tuple(
-    (re.compile(pattern), replacement)
-    for pattern, replacement in (
-        (r"\s([A-Za-z])[.] ", r" \1<prd> "),  # a single initial; the whitespace before it becomes a space
-        # "U.S. He ..." ends after the acronym
-        (r"([A-Z][.][A-Z][.](?:[A-Z][.])?) " + _STARTERS, r"\1<stop> \2"),
-        (r"([A-Za-z])[.]([A-Za-z])[.]([A-Za-z])[.]", r"\1<prd>\2<prd>\3<prd>"),
-        (r"([A-Za-z])[.]([A-Za-z])[.]", r"\1<prd>\2<prd>"),
-        (" " + _SUFFIXES + "[.] " + _STARTERS, r" \1<stop> \2"),
-        (" " + _SUFFIXES + "[.]", r" \1<prd>"),
-        (" ([A-Za-z])[.]", r" \1<prd>"),
-    )
-)
-# Closing quotes move before the sentence end, in this order ('!."' becomes '"!.').
-_QUOTE_SWAPS = ((".\u201d", "\u201d."), ('."', '".'), ('!"', '"!'), ('?"', '"?'))
-
-
-@functools.lru_cache(maxsize=_CACHE)
-def ifbench_sentences(response: str) -> tuple[str, ...]:
-    """`ifbench.instructions_util.split_into_sentences(response)`, exactly (stripped sentences; the last one is
-    dropped when empty, so an all-whitespace response has none)."""
-    value = (" " + response + "  ").replace("\n", " ")
-    for pattern, replacement in _SENTENCE_REWRITES:
-        value = pattern.sub(replacement, value)
-    value = value.replace(*_PH_D)
-    for pattern, replacement in _INITIALS_AND_ACRONYMS:
-        value = pattern.sub(replacement, value)
-    for old, new in _QUOTE_SWAPS:
-        value = value.replace(old, new)
-    for mark in ".?!":
-        value = value.replace(mark, mark + "<stop>")
-    pieces = [piece.strip() for piece in value.replace("<prd>", ".").split("<stop>")]
-    if not pieces[-1]:
-        pieces.pop()
-    return tuple(pieces)
-
-
 @functools.lru_cache(maxsize=_CACHE)
 def _lower_unpunctuated_words(response: str) -> tuple[str, ...]:
     """`value.lower().translate(<drop ASCII punctuation>).split()` (lowercasing first matters for Greek sigma)."""
@@ -220,25 +167,6 @@ def _unpunctuated_words(response: str) -> tuple[str, ...]:
     return tuple(response.translate(_NO_PUNCT).split())
 
 
-def _nltk_word_pattern() -> Any:
-    """The compiled pattern of NLTK's `RegexpTokenizer(r"\\w+")`, the reference's word counter, without NLTK's ReDoS
-    timer. NLTK >= 3.10 compiles it with the `regex` engine, whose `\\w` also matches combining marks (an emoji's
-    variation selector U+FE0F, Devanagari vowel signs), unlike the stdlib `re` behind `text.count_words`: the word
-    count follows whichever engine the installed NLTK uses, as the reference's does."""
-    tokenizer = RegexpTokenizer(r"\w+")
-    tokenizer._check_regexp()
-    return unwrapped(tokenizer._regexp)
-
-
-_WORD = _nltk_word_pattern()
-
-
-@functools.lru_cache(maxsize=_CACHE)
-def _words(response: str) -> tuple[str, ...]:
-    """`RegexpTokenizer(r"\\w+").tokenize(response)` (instructions_util.count_words counts these)."""
-    return tuple(_WORD.findall(response))
-
-
 @functools.lru_cache(maxsize=_CACHE)
 def _trigrams(value: str) -> frozenset[str]:
     # The reference's `set(nltk.ngrams(value, 3))` holds character triples; 3-character substrings are the same set.
@@ -247,32 +175,33 @@ def _trigrams(value: str) -> frozenset[str]:
 
 @functools.cache
 def _stopwords() -> frozenset[str]:
-    """NLTK's English stopword list (`nltk.corpus.stopwords.words("english")`), from posttrain's copy when present."""
+    """NLTK's English stopword list (`nltk.corpus.stopwords.words("english")`): posttrain's copy, else NLTK's data."""
     try:
         from posttrain.constraints import nltk_data
 
         return frozenset(nltk_data.stopwords())
-    except (ImportError, AttributeError, OSError):
-        pass
+    except (ImportError, AttributeError, OSError, LookupError) as err:
+        ours = err
     try:
         import nltk
 
         return frozenset(nltk.corpus.stopwords.words("english"))
     except LookupError:
         raise LookupError(
-            "ratio:stop_words needs NLTK's English stopword list (corpora/stopwords/english), which is missing"
+            "ratio:stop_words needs NLTK's English stopword list (corpora/stopwords/english), which is missing "
+            f"(posttrain.constraints.nltk_data: {ours})"
         ) from None
 
 
 @functools.cache
 def _pos_tagger() -> Any:
-    """NLTK's averaged perceptron tagger (`nltk.pos_tag`'s), from posttrain's copy when present."""
+    """NLTK's averaged perceptron tagger (what `nltk.pos_tag` runs): posttrain's copy, else NLTK's data."""
     try:
         from posttrain.constraints import nltk_data
 
         return nltk_data.pos_tagger()
-    except (ImportError, AttributeError, OSError, LookupError):
-        pass
+    except (ImportError, AttributeError, OSError, LookupError) as err:
+        ours = err
     try:
         from nltk.tag import _get_tagger
 
@@ -280,7 +209,7 @@ def _pos_tagger() -> Any:
     except LookupError:
         raise LookupError(
             "words:start_verb needs NLTK's averaged perceptron POS tagger (taggers/averaged_perceptron_tagger_eng), "
-            "which is missing"
+            f"which is missing (posttrain.constraints.nltk_data: {ours})"
         ) from None
 
 
@@ -327,7 +256,7 @@ class WordCountRange(Constraint):
         ]
 
     def _check(self, response: str, kwargs: dict[str, Any], mode: str) -> bool:
-        return kwargs["min_words"] <= len(_words(response)) <= kwargs["max_words"]
+        return kwargs["min_words"] <= len(text.nltk_words(response)) <= kwargs["max_words"]
 
 
 class UniqueWordCount(Constraint):
@@ -562,7 +491,7 @@ class StopWordPercentage(Constraint):
         ]
 
     def _check(self, response: str, kwargs: dict[str, Any], mode: str) -> bool:
-        words = _words(response)
+        words = text.nltk_words(response)
         if not words:
             return False  # the reference divides by zero
         stopwords = _stopwords()
@@ -581,7 +510,7 @@ class SentTypeRatio(Constraint):
         ]
 
     def _check(self, response: str, kwargs: dict[str, Any], mode: str) -> bool:
-        sentences = ifbench_sentences(response)
+        sentences = text.ifbench_sentences(response)
         statements = sum(1 for s in sentences if s.endswith("."))
         questions = sum(1 for s in sentences if s.endswith("?"))
         return statements == 2 * questions
@@ -598,7 +527,7 @@ class SentBalance(Constraint):
         ]
 
     def _check(self, response: str, kwargs: dict[str, Any], mode: str) -> bool:
-        sentences = ifbench_sentences(response)
+        sentences = text.ifbench_sentences(response)
         ends = Counter(s[-1:] for s in sentences)
         return ends["."] == ends["?"] == ends["!"]
 
@@ -622,7 +551,7 @@ class NGramOverlap(Constraint):
             f"Maintain a trigram overlap of {p}% (±2%) with the provided reference text.",
             f"Between {p - 2}% and {p + 2}% of your response's character trigrams must also occur in the reference "
             "text provided.",
-            f"Reuse the provided reference text so that about {p}% (give or take 2%) of your trigrams overlap with it.",
+            f"Reuse the provided reference text so that about {p}% (give or take 2%) of your trigrams are in it.",
         ]
 
     def _check(self, response: str, kwargs: dict[str, Any], mode: str) -> bool:
@@ -647,7 +576,7 @@ class CharacterCountUniqueWords(Constraint):
 
     def _check(self, response: str, kwargs: dict[str, Any], mode: str) -> bool:
         # The sentences are already stripped; only their lengths are compared (words are never checked).
-        sentences = ifbench_sentences(response)
+        sentences = text.ifbench_sentences(response)
         return len(sentences) == 3 and len({len(s) for s in sentences}) == 1
 
 
@@ -751,12 +680,15 @@ class StartWithVerb(Constraint):
         ]
 
     def _check(self, response: str, kwargs: dict[str, Any], mode: str) -> bool:
-        tokens = text.word_tokens(response)
-        if not tokens:
-            return False
         # The perceptron tags left to right from the two previous tags and the two next words, so the first tag
-        # depends only on the first three tokens.
-        return "VB" in _pos_tagger().tag(list(tokens[:3]))[0][1]
+        # depends only on the first three tokens of `nltk.word_tokenize` (punkt sentences, each tokenized alone):
+        # only the first sentences are tokenized.
+        tokens: list[str] = []
+        for sentence in text.sentences(response):
+            tokens += uppercase_words.treebank_tokenize(sentence)
+            if len(tokens) >= 3:
+                break
+        return bool(tokens) and "VB" in _pos_tagger().tag(tokens[:3])[0][1]
 
 
 class LimitedWordRepeat(Constraint):
@@ -808,7 +740,7 @@ class LastWordFirstNext(Constraint):
         ]
 
     def _check(self, response: str, kwargs: dict[str, Any], mode: str) -> bool:
-        sentences = ifbench_sentences(response)
+        sentences = text.ifbench_sentences(response)
         for before, after in zip(sentences, sentences[1:], strict=False):
             last, first = before.rstrip(_PUNCT_SPACE).split(), after.lstrip(_PUNCT_SPACE).split()
             if not last or not first:  # an all-punctuation sentence: the reference raises IndexError
@@ -879,7 +811,7 @@ class KeywordSpecificPosition(Constraint):
         ]
 
     def _check(self, response: str, kwargs: dict[str, Any], mode: str) -> bool:
-        sentences, n, m = ifbench_sentences(response), kwargs["n"], kwargs["m"]
+        sentences, n, m = text.ifbench_sentences(response), kwargs["n"], kwargs["m"]
         if len(sentences) < n:
             return False
         words = text.word_tokens(sentences[n - 1])  # NLTK's word tokens: "word," is "word" and ","
@@ -916,13 +848,13 @@ class IncrementingAlliteration(Constraint):
     def phrasings(self, kwargs: dict[str, Any]) -> list[str]:
         return [
             "Each sentence must have a longer sequence of consecutive alliterative words than the previous one.",
-            "Make every sentence more alliterative than the one before: a longer run of words sharing a first letter.",
+            "Make every sentence more alliterative than the one before: longer runs of words sharing a first letter.",
             "Increase the alliteration sentence by sentence, each with more consecutive words starting alike.",
         ]
 
     def _check(self, response: str, kwargs: dict[str, Any], mode: str) -> bool:
         previous = -1
-        for sentence in ifbench_sentences(response):
+        for sentence in text.ifbench_sentences(response):
             words = [w for w in (w.lstrip(_PUNCT_SPACE) for w in sentence.lower().split()) if w]
             # Every run of k >= 2 words with the same first character adds k (all runs are summed).
             score, in_run = 0, False
@@ -958,7 +890,7 @@ class IncludeKeyword(Constraint):
         ]
 
     def _check(self, response: str, kwargs: dict[str, Any], mode: str) -> bool:
-        sentences, n = ifbench_sentences(response), kwargs["N"]
+        sentences, n = text.ifbench_sentences(response), kwargs["N"]
         if len(sentences) < n or not sentences:  # (no sentences: the reference's N = 0 raises IndexError)
             return False
         return kwargs["word"].lower() in sentences[n - 1].lower()  # a substring: "eat" is found in "great"
@@ -983,7 +915,7 @@ class IncrementingWordCount(Constraint):
         ]
 
     def _check(self, response: str, kwargs: dict[str, Any], mode: str) -> bool:
-        sentences = ifbench_sentences(response)
+        sentences = text.ifbench_sentences(response)
         if not sentences:
             return False  # the reference raises IndexError
         counts = [len(s.translate(_NO_PUNCT).split()) for s in sentences]

@@ -15,15 +15,16 @@ from __future__ import annotations
 import functools
 import re
 from collections import defaultdict
+from typing import Any
 
+from nltk.tokenize import RegexpTokenizer
 from nltk.tokenize.punkt import PunktParameters
 
 from posttrain.constraints import uppercase_words
 from posttrain.constraints.language import detect_language  # noqa: F401  (a text measure like the others)
-from posttrain.constraints.sentence_split import SentenceSplitter
+from posttrain.constraints.sentence_split import SentenceSplitter, unwrapped
 
 _CACHE = 4096
-_WORD = re.compile(r"\w+")
 
 
 @functools.cache
@@ -55,9 +56,27 @@ def count_sentences(text: str) -> int:
     return len(sentences(text))
 
 
+def _nltk_word_pattern() -> Any:
+    """The compiled pattern of NLTK's `RegexpTokenizer(r"\\w+")` (both references' word counter) without NLTK's ReDoS
+    timer. Recent NLTK (3.10) compiles it with the `regex` engine, whose `\\w` also matches combining marks (an
+    emoji's variation selector U+FE0F, Devanagari vowel signs), unlike the stdlib `re`: taking NLTK's own pattern
+    keeps the count equal to the reference's whichever engine the installed NLTK uses."""
+    tokenizer = RegexpTokenizer(r"\w+")
+    tokenizer._check_regexp()
+    return unwrapped(tokenizer._regexp)
+
+
+_WORD = _nltk_word_pattern()
+
+
 @functools.lru_cache(maxsize=_CACHE)
+def nltk_words(text: str) -> tuple[str, ...]:
+    """`RegexpTokenizer(r"\\w+").tokenize(text)`."""
+    return tuple(_WORD.findall(text))
+
+
 def count_words(text: str) -> int:
-    return len(_WORD.findall(text))
+    return len(nltk_words(text))
 
 
 @functools.lru_cache(maxsize=_CACHE)
@@ -73,9 +92,66 @@ def word_tokens(text: str) -> tuple[str, ...]:
     return tuple(token for sentence in sentences(text) for token in uppercase_words.treebank_tokenize(sentence))
 
 
+# --- IFBench's own measures -----------------------------------------------------------------------------------------
+# IFBench's sentence splitter: a fixed sequence of regex rewrites that mark periods which do not end a sentence
+# ("<prd>") and sentence ends ("<stop>"), then a split on "<stop>". The markers are the reference's own strings, so
+# a response that happens to contain "<stop>" or "<prd>" splits exactly as it does there.
+_STARTERS = (
+    r"(Mr|Mrs|Ms|Dr|Prof|Capt|Cpt|Lt|He\s|She\s|It\s|They\s|Their\s|Our\s|We\s|But\s|However\s|That\s|This\s"
+    r"|Wherever)"
+)
+_SUFFIXES = "(Inc|Ltd|Jr|Sr|Co)"
+_SENTENCE_REWRITES: tuple[tuple[re.Pattern[str], Any], ...] = tuple(
+    (re.compile(pattern), replacement)
+    for pattern, replacement in (
+        (r"(Mr|St|Mrs|Ms|Dr)[.]", r"\1<prd>"),  # titles (no word boundary: "HDr." too)
+        (r"[.](com|net|org|io|gov|edu|me)", r"<prd>\1"),  # web domains (also ".common", ".mention")
+        # decimals; "1.2.3" keeps its second period (the matches cannot overlap)
+        (r"([0-9])[.]([0-9])", r"\1<prd>\2"),
+        (r"\.{2,}", lambda match: "<prd>" * len(match.group(0)) + "<stop>"),  # an ellipsis ends a sentence
+    )
+)
+_PH_D = ("Ph.D.", "Ph<prd>D<prd>")
+_INITIALS_AND_ACRONYMS: tuple[tuple[re.Pattern[str], str], ...] = tuple(
+    (re.compile(pattern), replacement)
+    for pattern, replacement in (
+        (r"\s([A-Za-z])[.] ", r" \1<prd> "),  # a single initial; the whitespace before it becomes a space
+        # "U.S. He ..." ends after the acronym
+        (r"([A-Z][.][A-Z][.](?:[A-Z][.])?) " + _STARTERS, r"\1<stop> \2"),
+        (r"([A-Za-z])[.]([A-Za-z])[.]([A-Za-z])[.]", r"\1<prd>\2<prd>\3<prd>"),
+        (r"([A-Za-z])[.]([A-Za-z])[.]", r"\1<prd>\2<prd>"),
+        (" " + _SUFFIXES + "[.] " + _STARTERS, r" \1<stop> \2"),
+        (" " + _SUFFIXES + "[.]", r" \1<prd>"),
+        (" ([A-Za-z])[.]", r" \1<prd>"),
+    )
+)
+# Closing quotes move before the sentence end, in this order ('!."' becomes '"!.').
+_QUOTE_SWAPS = ((".\u201d", "\u201d."), ('."', '".'), ('!"', '"!'), ('?"', '"?'))
+
+
+@functools.lru_cache(maxsize=_CACHE)
+def ifbench_sentences(response: str) -> tuple[str, ...]:
+    """`ifbench.instructions_util.split_into_sentences(response)`, exactly (stripped sentences; the last one is
+    dropped when empty, so an all-whitespace response has none)."""
+    value = (" " + response + "  ").replace("\n", " ")
+    for pattern, replacement in _SENTENCE_REWRITES:
+        value = pattern.sub(replacement, value)
+    value = value.replace(*_PH_D)
+    for pattern, replacement in _INITIALS_AND_ACRONYMS:
+        value = pattern.sub(replacement, value)
+    for old, new in _QUOTE_SWAPS:
+        value = value.replace(old, new)
+    for mark in ".?!":
+        value = value.replace(mark, mark + "<stop>")
+    pieces = [piece.strip() for piece in value.replace("<prd>", ".").split("<stop>")]
+    if not pieces[-1]:
+        pieces.pop()
+    return tuple(pieces)
+
+
 def clear_caches() -> None:
     """Forget every memoised measure (benchmarks time a response as if it were the first one seen)."""
-    for cached in (sentences, count_words, count_uppercase_words, word_tokens, detect_language):
+    for cached in (sentences, nltk_words, count_uppercase_words, word_tokens, ifbench_sentences, detect_language):
         cached.cache_clear()
     sentence_splitter().clear()
     uppercase_words.clear()

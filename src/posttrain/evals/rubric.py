@@ -15,11 +15,14 @@ Output in `<out>/`:
   `score_100` (CrossEval's `(s−1)·24.75+1`), `value` (1, or −1 when the judge gave no valid score), `attempts`,
   `problem`, `rationale`, `output` (the judge's raw answer), `human_ratings`, `human_mean`, `judge` (the settings).
   Written to `.partial` and renamed at the end; a rerun skips the ids already there (a judged row, −1 included, is
-  not judged again) and refuses to mix in rows judged with other settings.
+  not judged again) and refuses to mix in rows judged with other settings. A row the judge could not run on at all
+  (an exception: a prompt longer than its context, a server error) is not written, so the next run tries it again;
+  when every row of the first batch fails so, the run stops with that error (exit code 2).
 - `metrics.json`: `rows`, `scored`, `failed` (−1 rows), `mean_score` (1–5, over scored rows), `mean_score_100`,
-  `score_counts`, and `human` (rows with both a judge score and human ratings: their count, mean human rating,
-  mean judge score, Pearson and Spearman correlation between the judge's score and the mean human rating, as
-  CrossEval's `correlation/calculate_correlations.py` computes them; null when undefined).
+  `score_counts`, `errors` (rows the judge could not run on, counted in `failed`) with `first_error`, and `human`
+  (rows with both a judge score and human ratings: their count, mean human rating, mean judge score, Pearson and
+  Spearman correlation between the judge's score and the mean human rating, as CrossEval's
+  `correlation/calculate_correlations.py` computes them; null when undefined).
 
 Metrics cover the rows of the input (its first `limit`); rows of other inputs left in the results file are ignored.
 """
@@ -267,6 +270,7 @@ class RubricEval:
     metrics_path: Path
     new: int  # rows judged by this run
     resumed: int  # rows already judged by an earlier run
+    errors: int = 0  # rows the judge could not run on (not written: the next run tries them again)
 
 
 def evaluate_rubric(
@@ -298,26 +302,49 @@ def evaluate_rubric(
     if todo:  # the model loads only when there is something to judge
         judge = RubricJudge(model, max_new_tokens=max_new_tokens, retries=retries, retry_temperature=retry_temperature,
                             batch_size=batch_size, system_prompt=system_prompt)  # fmt: skip
+    # id -> why the judge could not run on it: not written, so a rerun tries again
+    errors: dict[str, str] = {}
+    created = not out.exists()
     show = progress and judge is not None
-    with (
-        RecordWriter(results_path) as writer,
-        (
-            generation_progress("rubric judge", len(rows), len(rows) - len(todo)) if show else nullcontext()
-        ) as bar,
-    ):
-        for start in range(0, len(todo), batch_size):
-            assert judge is not None
-            chunk = todo[start : start + batch_size]
-            results = judge.assess([Item(row.prompt, row.response) for row in chunk])
-            for row, result in zip(chunk, results, strict=True):
-                writer.write(to_record(row, result, judge_settings))
-            if bar is not None:
-                bar.advance(len(chunk), sum(r.tokens for r in results))
+    try:
+        with (
+            RecordWriter(results_path) as writer,
+            (
+                generation_progress("rubric judge", len(rows), len(rows) - len(todo))
+                if show
+                else nullcontext()
+            ) as bar,
+        ):
+            for start in range(0, len(todo), batch_size):
+                assert judge is not None
+                chunk = todo[start : start + batch_size]
+                results = judge.assess([Item(row.prompt, row.response) for row in chunk])
+                if start == 0 and all(r.error for r in results):
+                    # a judge that runs on nothing (server down, bad key or URL, prompts too long): stop here
+                    raise InputError(
+                        f"the judge could not run on any row of the first batch: {results[0].problem}"
+                    )
+                for row, result in zip(chunk, results, strict=True):
+                    if result.error:
+                        errors[row.id] = result.problem
+                    else:
+                        writer.write(to_record(row, result, judge_settings))
+                if bar is not None:
+                    bar.advance(len(chunk), sum(r.tokens for r in results))
+    except InputError:
+        partial = results_path.with_name(results_path.name + ".partial")
+        if partial.exists() and partial.stat().st_size == 0:  # leave no empty file behind
+            partial.unlink()
+            if created and not any(out.iterdir()):
+                out.rmdir()
+        raise
     by_id = {row["id"]: row for _, _, row in written(results_path)}
-    metrics = compute_metrics(rows, by_id, judge_settings, str(data))
+    metrics = compute_metrics(rows, by_id, judge_settings, str(data), errors)
     metrics_path = out / METRICS_FILE
     atomic_write_text(metrics_path, json.dumps(metrics, indent=2) + "\n")
-    return RubricEval(metrics, results_path, metrics_path, len(todo), len(rows) - len(todo))
+    return RubricEval(
+        metrics, results_path, metrics_path, len(todo) - len(errors), len(rows) - len(todo), len(errors)
+    )
 
 
 def compute_metrics(
@@ -325,12 +352,15 @@ def compute_metrics(
     results: dict[str, dict[str, Any]],
     judge_settings: dict[str, Any],
     data: str = "",
+    errors: dict[str, str] | None = None,
 ) -> dict[str, Any]:
-    """metrics.json from the input rows and their judged results (by id)."""
-    missing = [row for row in rows if row.id not in results]
+    """metrics.json from the input rows and their judged results (by id). A row the judge could not run on
+    (`errors`, id -> why) counts as failed."""
+    errors = errors or {}
+    missing = [row for row in rows if row.id not in results and row.id not in errors]
     if missing:
         raise InputError(f"row at line {missing[0].line} has no result", data or None)
-    scores = [results[row.id].get("score") for row in rows]
+    scores = [results[row.id].get("score") if row.id in results else None for row in rows]
     scored = [float(s) for s in scores if s is not None]
     average = mean(scored)
     counts: dict[str, int] = {}
@@ -359,6 +389,8 @@ def compute_metrics(
         "mean_score": average,
         "mean_score_100": None if average is None else to_100(average),
         "score_counts": counts,
+        "errors": len([row for row in rows if row.id in errors]),
+        "first_error": next((errors[row.id] for row in rows if row.id in errors), None),
         "human": human,
         "judge": judge_settings,
     }
@@ -376,6 +408,8 @@ def metrics_table(metrics: dict[str, Any]) -> Any:
     table.add_column("value", justify="right")
     table.add_row("scored", str(metrics["scored"]))
     table.add_row("failed (-1: no valid score)", str(metrics["failed"]))
+    if metrics["errors"]:
+        table.add_row("of which the judge could not run", f"{metrics['errors']} ({metrics['first_error']})")
     table.add_row("mean score (1-5)", number(metrics["mean_score"]))
     table.add_row("mean score (1-100)", number(metrics["mean_score_100"], 2))
     table.add_row("score counts", ", ".join(f"{k}: {v}" for k, v in metrics["score_counts"].items()) or "–")

@@ -272,8 +272,13 @@ class RubricResult:
     attempts: int
     problem: str = ""  # why there is no score
     tokens: int = 0  # generated tokens over all attempts
+    error: bool = (
+        False  # the judge could not run (an exception), as opposed to an answer without a valid score
+    )
 
     def judgment(self, threshold: float | None = None) -> Judgment:
+        if self.error:
+            return Judgment(-1, None, self.problem[:500])
         if self.score is None:
             tail = f"; output: {self.output[:200]!r}" if self.output else ""
             return Judgment(
@@ -356,7 +361,9 @@ class RubricJudge(Judge):
                         out += self._assess_batch([item])
                     except Exception as err:
                         out.append(
-                            RubricResult(None, "", 0, f"judge failed: {type(err).__name__}: {err}"[:300])
+                            RubricResult(
+                                None, "", 0, f"judge failed: {type(err).__name__}: {err}"[:300], error=True
+                            )
                         )
         return out
 

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from posttrain.constraint_ids import CGPO_23, REPEAT_PROMPT, RESPONSE_LANGUAGE
+from posttrain.constraint_ids import CGPO_23, REPEAT_CHANGE, REPEAT_PROMPT, REPEAT_SPAN, RESPONSE_LANGUAGE
 from posttrain.constraints import Constraint, get_constraint
 from posttrain.errors import InputError
 from posttrain.prompts import combos
@@ -42,6 +42,18 @@ from posttrain.prompts.inventory import (
     topic_words_of,
 )
 from posttrain.records import Prompt, iter_jsonl_rows
+
+# Constraints whose kwargs quote the request itself (IFEval's repeat_prompt, IFBench's repeat_change / repeat_span).
+REPEATS = (REPEAT_PROMPT, REPEAT_CHANGE, REPEAT_SPAN)
+
+
+def repeat_kwargs(rng: random.Random, cid: str, request: str) -> dict[str, Any]:
+    """Kwargs of a repeat constraint for `request`; repeat_span also gets a word span inside it."""
+    if cid != REPEAT_SPAN:
+        return {"prompt_to_repeat": request}
+    size = len(request.split())
+    start = rng.randint(1, size - 2)
+    return {"prompt_to_repeat": request, "n_start": start, "n_end": rng.randint(start + 1, size - 1)}
 
 
 @dataclass
@@ -204,14 +216,13 @@ class Synthesizer:
             return None
         sampled = [self.constraints[cid].sample_kwargs(rng) for cid in ids]
         kwargs = fit_kwargs(rng, ids, sampled, make_plan(rng, task, topic_words))
-        order = [i for i in range(len(ids)) if ids[i] != REPEAT_PROMPT]
+        order = [i for i in range(len(ids)) if ids[i] not in REPEATS]
         rng.shuffle(order)
         descriptions = [self.constraints[ids[i]].describe(kwargs[i], rng) for i in order]
         text = compose(rng, base, descriptions)
-        if REPEAT_PROMPT in ids:  # the request to repeat is everything but the repeat instruction itself
-            i = ids.index(REPEAT_PROMPT)
-            kwargs[i] = {"prompt_to_repeat": text}
-            repeat = self.constraints[REPEAT_PROMPT].describe(kwargs[i], rng)
+        for i in (i for i in range(len(ids)) if ids[i] in REPEATS):  # at most one: they conflict with each other
+            kwargs[i] = repeat_kwargs(rng, ids[i], text)  # the request to repeat: all but this instruction
+            repeat = self.constraints[ids[i]].describe(kwargs[i], rng)
             descriptions.append(repeat)
             text = f"{text} {repeat}"
         return Candidate(text, base, descriptions, ids, kwargs, task.name, topic_name)
