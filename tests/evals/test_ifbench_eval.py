@@ -81,3 +81,35 @@ def test_from_a_model_one_command(tmp_path: Path, capsys: Any, monkeypatch: Any)
     monkeypatch.setattr("posttrain.models.load_backend", no_backend)
     assert main(args) == 0  # a second run resumes from the responses written: nothing is generated again
     assert "IFBench: 3 prompts" in capsys.readouterr().out
+
+
+EMBEDDED = Path(__file__).parent / "data" / "embedded_responses.jsonl.gz"
+
+
+def test_verdicts_equal_the_reference_on_the_embedded_models_responses(ifbench_reference: Any) -> None:
+    """834 greedy responses of the embedded SmolLM2-135M-Instruct (fp32, 384 new tokens): its answers to IFBench's
+    294 prompts, each checked against its own row, and to IFEval's 540, each checked against IFBench row i mod 294
+    (real model text under every IFBench constraint type). Made with `posttrain eval ifbench --model embedded` and
+    the cached "before" evaluation of `posttrain run recipes/ifeval_sft.yaml`; strict and loose, every instruction."""
+    import gzip
+
+    from posttrain.constraints import check_strict_and_loose
+
+    records = [json.loads(line) for line in gzip.open(EMBEDDED, "rt", encoding="utf-8")]
+    rows = list(shipped_rows())
+    by_prompt = {r["prompt"]: r for r in rows}
+    ifbench = [r for r in records if r["source"] == "ifbench"]
+    ifeval = [r for r in records if r["source"] == "ifeval"]
+    assert len(ifbench) == 294 and len(ifeval) == 540
+    jobs = [(by_prompt[r["prompt"]], r["response"]) for r in ifbench]
+    jobs += [(rows[i % len(rows)], r["response"]) for i, r in enumerate(ifeval)]
+    compared = 0
+    for row, response in jobs:
+        kwargs = [{k: v for k, v in kw.items() if v is not None} for kw in row["kwargs"]]
+        strict, loose = check_strict_and_loose(response, row["instruction_id_list"], kwargs, strip_thinking=False)
+        for ours, expected in ((strict, ifbench_reference.strict(row, response)),
+                               (loose, ifbench_reference.loose(row, response))):  # fmt: skip
+            for got, want in zip(ours, expected, strict=True):
+                assert got == bool(want), (row["instruction_id_list"], response[:200])
+                compared += want is not None
+    assert compared >= 2 * 834

