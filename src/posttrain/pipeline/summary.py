@@ -72,9 +72,11 @@ def _benchmarks(run_dir: Path, train_prompts: dict[str, Prompt]) -> dict[str, di
         if not shared:
             evaluation["note"] = f"Out of distribution: the training prompts used none of {name}'s {len(types)} constraint types."
         else:
+            unused = sorted(types - trained)
+            which = f"all but {', '.join(unused)}" if len(unused) < len(shared) else ", ".join(shared)
             evaluation["note"] = (
                 f"In distribution: the training prompts used {len(shared)} of {name}'s {len(types)} constraint types "
-                f"({', '.join(shared)})."
+                f"({which or 'all'})."
             )
         out[name] = evaluation
     return out
