@@ -35,6 +35,7 @@ from posttrain.constraints import ifbench_words as words
 from posttrain.constraints import text as measures
 from posttrain.constraints.text import loose_variants
 from posttrain.errors import InputError
+from tests.assets import missing
 from tests.constraints.corpus import EDGE_CASES, templated
 from tests.constraints.ifbench_cases import rows_with, shipped_rows
 
@@ -310,7 +311,7 @@ def _needs_reference_data(ref: Any, cid: str) -> None:
         cid in NLTK_DATA
         and _Reference(ref, cid, _kwargs_sets(cid)[0]).check("Run the cats home quickly.") is None
     ):
-        pytest.skip(f"the reference cannot run {cid}: NLTK's {NLTK_DATA[cid]} is missing")
+        missing(f"the reference cannot run {cid}: NLTK's {NLTK_DATA[cid]} is missing (scripts/install.sh installs it)")
 
 
 # --- 1. parity on IFBench's shipped sample outputs, through evaluation_lib -----------------------------------------
