@@ -43,6 +43,7 @@ def load() -> Any:
     nltk.download = lambda *args, **kwargs: True  # every resource the checkers read is local (see above)
     nltk.data.path.insert(0, str(punkt_tab_root()))
     nltk.data.path.insert(0, str(_nltk_root()))
+    stubbed = False
     try:
         import spacy.cli
 
@@ -54,8 +55,11 @@ def load() -> Any:
         cli.download = lambda *args, **kwargs: None  # type: ignore[attr-defined]
         spacy.cli = cli  # type: ignore[attr-defined]
         sys.modules["spacy"], sys.modules["spacy.cli"] = spacy, cli
+        stubbed = True
     util = importlib.import_module("ifbench.instructions_util")
     instructions = importlib.import_module("ifbench.instructions")
+    if stubbed:  # only the import needed it; other libraries (datasets' pickler) treat "spacy" in sys.modules as real
+        del sys.modules["spacy"], sys.modules["spacy.cli"]
     registry = importlib.import_module("ifbench.instructions_registry")
     evaluation = importlib.import_module("ifbench.evaluation_lib")
     ref = types.SimpleNamespace(util=util, instructions=instructions, registry=registry, evaluation=evaluation)
