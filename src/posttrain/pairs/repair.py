@@ -118,6 +118,7 @@ class _Context:
     kwargs: dict[str, dict[str, Any]]
     rng: random.Random
     others: list[str] = field(default_factory=list)  # the other answers to the prompt (for two_responses)
+    add_keywords: bool = True  # False: a missing keyword is not appended ("This is about ..."), the repair fails
 
 
 def _drop_words(response: str, words: Iterable[str]) -> str:
@@ -146,7 +147,7 @@ def _edit_content(response: str, ctx: _Context) -> str:
     if freq and freq["relation"] == AT_LEAST:
         have = len(re.findall(rf"(?<!\w){re.escape(freq['keyword'])}(?!\w)", response, re.I))
         additions += [freq["keyword"]] * max(0, int(freq["frequency"]) - have)
-    if additions:
+    if additions and ctx.add_keywords:
         response += "\n\n" + " ".join(f"This is about {word}." for word in additions)
     if NUMBER_PLACEHOLDERS in kw:
         need = int(kw[NUMBER_PLACEHOLDERS]["num_placeholders"]) - len(
@@ -308,10 +309,12 @@ def repair(
     truncated: bool = False,
     others: Iterable[str] = (),
     seed: int = 0,
+    add_keywords: bool = True,
 ) -> str | None:
-    """The answer edited to satisfy every constraint (strict, `ifeval` and `fixed` mode), or None if it cannot be."""
+    """The answer edited to satisfy every constraint (strict, `ifeval` and `fixed` mode), or None if it cannot be.
+    `add_keywords=False`: missing keywords are not appended as template sentences (see `pairs.relabel`)."""
     ctx = _Context({cid: dict(k or {}) for cid, k in zip(ids, kwargs, strict=True)}, random.Random(seed),
-                   [cut_repetition(o, True) for o in others])  # fmt: skip
+                   [cut_repetition(o, True) for o in others], add_keywords)  # fmt: skip
     fixed = cut_repetition(response, truncated)
     if not fixed:
         return None

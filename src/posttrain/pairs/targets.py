@@ -9,6 +9,10 @@ Why repair: the embedded 135M model meets every constraint of a 1-3-constraint p
 its samples, and never meets some formats (quote the whole answer, all capitals, repeat the request first) by
 chance. Repaired targets are the model's own words in the asked-for form, so SFT moves the model toward the
 format and the ending without teaching it another model's content.
+
+With `relabel=True`, a sample that misses an "at least" content constraint (keywords, counts) is not given a
+template sentence by repair: its prompt is re-phrased with what the answer does contain (`pairs.relabel`), then
+repaired for the rest. The SFT row then carries the relabeled prompt (`relabeled_from` names the original).
 """
 
 from __future__ import annotations
@@ -18,7 +22,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from posttrain.constraints import check_all
-from posttrain.pairs.repair import repair
+from posttrain.pairs.relabel import relabel as relabel_prompt
+from posttrain.pairs.repair import cut_repetition, repair
 from posttrain.records import Prompt, Sample
 
 
@@ -27,6 +32,7 @@ class TargetStats:
     prompts: int = 0
     sampled: int = 0  # targets that are a sample as written
     repaired: int = 0  # targets that are a repaired sample
+    relabeled: int = 0  # targets whose prompt was relabeled (as written or repaired)
     without_target: int = 0
     by_constraint: dict[str, dict[str, int]] = field(default_factory=dict)  # id -> {"prompts", "targets"}
 
@@ -45,26 +51,39 @@ def satisfies(sample: Sample, prompt: Prompt) -> bool:
 
 
 def target_for(
-    prompt: Prompt, group: list[Sample], use_repair: bool, seed: int
-) -> tuple[str, str, Sample] | None:
-    """(target text, "sampled" | "repaired", the sample it came from) for one prompt's samples, or None."""
+    prompt: Prompt, group: list[Sample], use_repair: bool, seed: int, relabel: bool = False
+) -> tuple[str, str, Sample, Prompt] | None:
+    """(target text, "sampled" | "relabeled" | "repaired", the sample it came from, the prompt it answers) for
+    one prompt's samples, or None."""
     ordered = sorted(group, key=lambda s: s.index)
     for sample in ordered:
         if satisfies(sample, prompt):
-            return sample.completion, "sampled", sample
-    if not use_repair:
+            return sample.completion, "sampled", sample, prompt
+    if not use_repair and not relabel:
         return None
     for sample in ordered:
+        truncated = sample.finish_reason == "length"
+        asked = prompt
+        if relabel:
+            asked = relabel_prompt(prompt, cut_repetition(sample.completion, truncated), seed) or prompt
+            if asked is not prompt and satisfies(sample, asked):
+                return sample.completion, "relabeled", sample, asked
+        if not use_repair:
+            continue
         others = [o.completion for o in ordered if o.id != sample.id]
-        fixed = repair(sample.completion, prompt.instruction_id_list, prompt.kwargs,
-                       sample.finish_reason == "length", others, seed=seed + sample.index)  # fmt: skip
+        fixed = repair(sample.completion, asked.instruction_id_list, asked.kwargs, truncated, others,
+                       seed=seed + sample.index, add_keywords=not relabel)  # fmt: skip
         if fixed is not None:
-            return fixed, "repaired", sample
+            return fixed, "repaired", sample, asked
     return None
 
 
 def sft_targets(
-    samples: Iterable[Sample], prompts: dict[str, Prompt], use_repair: bool = True, seed: int = 0
+    samples: Iterable[Sample],
+    prompts: dict[str, Prompt],
+    use_repair: bool = True,
+    seed: int = 0,
+    relabel: bool = False,
 ) -> tuple[list[dict[str, Any]], TargetStats]:
     """SFT rows (`prompt`, `completion`, provenance) for every prompt that has a verified target."""
     by_prompt: dict[str, list[Sample]] = {}
@@ -74,7 +93,7 @@ def sft_targets(
     for prompt_id, group in by_prompt.items():
         prompt = prompts[prompt_id]
         stats.prompts += 1
-        found = target_for(prompt, group, use_repair, seed)
+        found = target_for(prompt, group, use_repair, seed, relabel)
         for cid in prompt.instruction_id_list:
             entry = stats.by_constraint.setdefault(cid, {"prompts": 0, "targets": 0})
             entry["prompts"] += 1
@@ -82,9 +101,14 @@ def sft_targets(
         if found is None:
             stats.without_target += 1
             continue
-        text, origin, sample = found
+        text, origin, sample, asked = found
         stats.sampled += origin == "sampled"
         stats.repaired += origin == "repaired"
-        rows.append({"prompt": prompt.prompt, "completion": text, "prompt_id": prompt_id, "sample_id": sample.id,
-                     "origin": origin})  # fmt: skip
+        stats.relabeled += asked is not prompt
+        row = {"prompt": asked.prompt, "completion": text, "prompt_id": prompt_id, "sample_id": sample.id,
+               "origin": origin}  # fmt: skip
+        if asked is not prompt:
+            row |= {"relabeled_from": prompt.prompt, "instruction_id_list": asked.instruction_id_list,
+                    "kwargs": asked.kwargs}  # fmt: skip
+        rows.append(row)
     return rows, stats

@@ -74,6 +74,9 @@ class PairsSection:
 @dataclass
 class TargetsSection:
     repair: bool = True  # a prompt with no satisfying sample gets a repaired, re-verified one as its SFT target
+    # A sample that misses an "at least" keyword/count constraint: re-phrase the prompt with what the answer says
+    # (pairs/relabel.py) instead of appending template sentences to the answer.
+    relabel: bool = False
 
 
 @dataclass
@@ -204,7 +207,7 @@ def build_targets(cfg: RunConfig, run_dir: Path, round_dir: str, out: Path) -> N
 
     prompts = {p.id: p for p in read_records(run_dir / "prompts" / "train.jsonl", Prompt)}
     samples = read_records(run_dir / round_dir / "sample" / "samples.jsonl", Sample)
-    rows, stats = sft_targets(samples, prompts, cfg.targets.repair, cfg.seed)
+    rows, stats = sft_targets(samples, prompts, cfg.targets.repair, cfg.seed, cfg.targets.relabel)
     atomic_write_text(out / "targets.jsonl", "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
     atomic_write_text(out / "stats.json", json.dumps(stats.as_dict(), indent=2))
 

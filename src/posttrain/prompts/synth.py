@@ -156,6 +156,22 @@ def compose(rng: random.Random, task_text: str, descriptions: list[str]) -> str:
     )
 
 
+def phrase(rng: random.Random, base: str, ids: list[str], kwargs: list[dict[str, Any]]) -> tuple[str, list[str]]:
+    """The request's text and its constraint descriptions: each constraint phrased with one of its templates, in
+    shuffled order, joined to the base task by `compose`. A repeat constraint's kwargs (the request to repeat) are
+    filled in `kwargs` here, as they quote the text."""
+    order = [i for i in range(len(ids)) if ids[i] not in REPEATS]
+    rng.shuffle(order)
+    descriptions = [get_constraint(ids[i]).describe(kwargs[i], rng) for i in order]
+    text = compose(rng, base, descriptions)
+    for i in (i for i in range(len(ids)) if ids[i] in REPEATS):  # at most one: they conflict with each other
+        kwargs[i] = repeat_kwargs(rng, ids[i], text)  # the request to repeat: all but this instruction
+        repeat = get_constraint(ids[i]).describe(kwargs[i], rng)
+        descriptions.append(repeat)
+        text = f"{text} {repeat}"
+    return text, descriptions
+
+
 # ------------------------------------------------------------------------------------------------ synthesis
 
 
@@ -216,15 +232,7 @@ class Synthesizer:
             return None
         sampled = [self.constraints[cid].sample_kwargs(rng) for cid in ids]
         kwargs = fit_kwargs(rng, ids, sampled, make_plan(rng, task, topic_words))
-        order = [i for i in range(len(ids)) if ids[i] not in REPEATS]
-        rng.shuffle(order)
-        descriptions = [self.constraints[ids[i]].describe(kwargs[i], rng) for i in order]
-        text = compose(rng, base, descriptions)
-        for i in (i for i in range(len(ids)) if ids[i] in REPEATS):  # at most one: they conflict with each other
-            kwargs[i] = repeat_kwargs(rng, ids[i], text)  # the request to repeat: all but this instruction
-            repeat = self.constraints[ids[i]].describe(kwargs[i], rng)
-            descriptions.append(repeat)
-            text = f"{text} {repeat}"
+        text, descriptions = phrase(rng, base, ids, kwargs)
         return Candidate(text, base, descriptions, ids, kwargs, task.name, topic_name)
 
     def run(self, n: int | None = None) -> list[Candidate]:
