@@ -7,12 +7,16 @@ True
 [False]
 """
 
-from posttrain.constraints import ifbench_format as _ifbench_format  # noqa: F401  # IFBench format/custom/repeat
-from posttrain.constraints import ifbench_words as _ifbench_words  # noqa: F401  # IFBench count/ratio/words/sentence
-from posttrain.constraints import ifeval as _ifeval  # noqa: F401  # registers the 25 IFEval constraints
-from posttrain.constraints.base import MODES, REGISTRY, Constraint, get_constraint
-from posttrain.constraints.check import check_all, check_strict_and_loose, partial_credit, strip_thinking
-from posttrain.constraints.conflicts import install_conflicts
+from posttrain.constraints.nltk_data import import_nltk
+
+import_nltk()  # before the checker modules import NLTK's tokenizers: skips the numeric stack NLTK's package loads
+
+from posttrain.constraints import ifbench_format as _ifbench_format  # noqa: E402, F401  # IFBench format/custom/repeat
+from posttrain.constraints import ifbench_words as _ifbench_words  # noqa: E402, F401  # IFBench count/ratio/words/sentence
+from posttrain.constraints import ifeval as _ifeval  # noqa: E402, F401  # registers the 25 IFEval constraints
+from posttrain.constraints.base import MODES, REGISTRY, Constraint, get_constraint  # noqa: E402
+from posttrain.constraints.check import check_all, check_strict_and_loose, partial_credit, strip_thinking  # noqa: E402
+from posttrain.constraints.conflicts import install_conflicts  # noqa: E402
 
 install_conflicts()
 

@@ -105,7 +105,8 @@ def sft_targets(
         stats.sampled += origin == "sampled"
         stats.repaired += origin == "repaired"
         stats.relabeled += asked is not prompt
-        row = {"prompt": asked.prompt, "completion": text, "prompt_id": prompt_id, "sample_id": sample.id,
+        row: dict[str, Any] = {"prompt": asked.prompt, "completion": text, "prompt_id": prompt_id,
+                               "sample_id": sample.id,
                "origin": origin}  # fmt: skip
         if asked is not prompt:
             row |= {"relabeled_from": prompt.prompt, "instruction_id_list": asked.instruction_id_list,
