@@ -106,8 +106,7 @@ def sft_targets(
         stats.repaired += origin == "repaired"
         stats.relabeled += asked is not prompt
         row: dict[str, Any] = {"prompt": asked.prompt, "completion": text, "prompt_id": prompt_id,
-                               "sample_id": sample.id,
-               "origin": origin}  # fmt: skip
+                               "sample_id": sample.id, "origin": origin}  # fmt: skip
         if asked is not prompt:
             row |= {"relabeled_from": prompt.prompt, "instruction_id_list": asked.instruction_id_list,
                     "kwargs": asked.kwargs}  # fmt: skip
