@@ -68,3 +68,11 @@ def test_too_few_examples_for_one_step_is_an_input_error():
     one_process = SimpleNamespace(num_processes=1, process_index=0)
     with pytest.raises(InputError, match="2 pairs do not fill one optimizer step of 2 micro-batches of 2"):
         plan_steps(2, LoopConfig(batch_size=2, grad_accum=2), one_process, "pairs")
+
+
+def test_mixed_precision_auto_is_bf16_exactly_where_the_cpu_computes_it_natively():
+    from posttrain.models.hf import cpu_has_native_bf16
+    from posttrain.train.runtime import resolve_mixed_precision
+
+    assert resolve_mixed_precision("no") == "no" and resolve_mixed_precision("bf16") == "bf16"
+    assert resolve_mixed_precision("auto") == ("bf16" if cpu_has_native_bf16() else "no")

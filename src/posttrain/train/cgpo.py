@@ -89,6 +89,7 @@ from posttrain.train.runtime import (
     load_tokenizer_and_check,
     make_optimizer,
     prepare_for_training,
+    resolve_mixed_precision,
     run_fingerprint,
     save_checkpoint,
     save_on_main,
@@ -469,7 +470,8 @@ def backward_in_parts(
     pair); `part_loss(start, token_logps, batch)` gives the summed loss of the units from unit `start`. Each unit's
     loss depends only on its own sequences (batch-level terms were precomputed), so the gradient is exact."""
     total = 0.0
-    autocast = torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.train.mixed_precision == "bf16")
+    bf16 = resolve_mixed_precision(cfg.train.mixed_precision) == "bf16"
+    autocast = torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16)
     width = per_forward * group
     for start in range(0, len(seqs), width):
         batch = collate(seqs[start : start + width], pad, cfg.data.packing)

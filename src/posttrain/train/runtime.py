@@ -80,7 +80,10 @@ class LoopConfig:
     save_every: int = 0  # optimizer steps between checkpoints; 0 = only the final model
     keep_checkpoints: int = 2
     resume: bool = True
-    mixed_precision: Literal["no", "bf16"] = "no"  # bf16: autocast where the hardware supports it
+    # bf16: matmuls under bf16 autocast (fp32 weights and optimizer state). auto: bf16 on a GPU that supports it
+    # and on CPUs that compute bf16 natively (AVX512-BF16/AMX: SFT steps 1.24x faster, bench/train_profile.py),
+    # else no.
+    mixed_precision: Literal["no", "bf16", "auto"] = "no"
     threads: int | None = None  # torch intra-op threads
     # glibc only, a memory/speed trade: tensors of at least this many KiB get their own mmap, so freed activations
     # go back to the OS instead of staying in the heap. DPO benchmark: 128 -> peak RSS 3.11 GB at 75 tok/s;
@@ -575,7 +578,18 @@ def make_accelerator(loop: LoopConfig) -> Any:
     launch on a CPU machine a multi-process (gloo) run instead of N independent ones."""
     from accelerate import Accelerator
 
-    return Accelerator(mixed_precision=loop.mixed_precision, cpu=not torch.cuda.is_available())
+    return Accelerator(mixed_precision=resolve_mixed_precision(loop.mixed_precision), cpu=not torch.cuda.is_available())
+
+
+def resolve_mixed_precision(value: str) -> str:
+    """"no" or "bf16" for a `train.mixed_precision` value ("auto" decided by the hardware)."""
+    if value != "auto":
+        return value
+    if torch.cuda.is_available():
+        return "bf16" if torch.cuda.is_bf16_supported() else "no"
+    from posttrain.models.hf import cpu_has_native_bf16
+
+    return "bf16" if cpu_has_native_bf16() else "no"
 
 
 def configure_process(loop: LoopConfig) -> None:
