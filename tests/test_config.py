@@ -71,3 +71,14 @@ def test_a_value_outside_a_literal_names_the_key_and_the_allowed_values(tmp_path
     with pytest.raises(InputError, match=r"unknown config key 'tasks.chat.lrr'; did you mean 'tasks.chat.lr'"):
         build(Optim, {"lrr": 1}, prefix="tasks.chat.")
     assert load_config(Recipe, None, ["optim.schedule=constant"]).optim.schedule == "constant"
+
+
+def test_yaml_booleans_are_true_and_false_only_so_no_and_off_stay_words(tmp_path):
+    from posttrain.config import parse_override, read_yaml
+
+    assert parse_override("train.mixed_precision=no") == (["train", "mixed_precision"], "no")
+    assert parse_override("x=off")[1] == "off" and parse_override("x=yes")[1] == "yes"
+    assert parse_override("x=true")[1] is True and parse_override("x=False")[1] is False
+    path = tmp_path / "r.yaml"
+    path.write_text("train:\n  mixed_precision: no\n  progress: false\n  names: [on, off]\n")
+    assert read_yaml(path) == {"train": {"mixed_precision": "no", "progress": False, "names": ["on", "off"]}}

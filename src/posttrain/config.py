@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import re
 import typing
 from pathlib import Path
 from typing import Any, TypeVar
@@ -23,12 +24,30 @@ from posttrain.errors import InputError
 C = TypeVar("C")
 
 
+class _Loader(yaml.SafeLoader):
+    """YAML 1.2's booleans: only true/false. PyYAML follows YAML 1.1, where `no`, `off`, `yes` and `on` are booleans
+    too, so `train.mixed_precision=no` reached the config as False and failed its `Literal["no", ...]`."""
+
+
+_Loader.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:bool"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
+)
+
+
+def _load(text: str) -> Any:
+    return yaml.load(text, Loader=_Loader)  # noqa: S506  # a SafeLoader subclass
+
+
 def read_yaml(path: str | Path) -> dict[str, Any]:
     path = Path(path)
     if not path.exists():
         raise InputError("config file not found", path)
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = _load(path.read_text(encoding="utf-8"))
     except UnicodeDecodeError:
         raise InputError("not valid UTF-8", path) from None
     except yaml.MarkedYAMLError as err:
@@ -47,7 +66,7 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     if not sep or not key.strip():
         raise InputError(f"override '{text}' is not of the form key=value (e.g. train.lr=1e-5)")
     try:
-        value = yaml.safe_load(raw) if raw.strip() else ""
+        value = _load(raw) if raw.strip() else ""
     except yaml.YAMLError:
         value = raw
     if isinstance(value, str) and _looks_like_float(value):

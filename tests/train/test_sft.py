@@ -55,6 +55,23 @@ def test_loss_goes_down_on_a_memorised_answer(tiny_model_dir, tmp_path):
     assert (result.model_dir / "model.safetensors").exists()
 
 
+def test_bf16_autocast_trains_fp32_weights_on_the_same_loss_curve(tiny_model_dir, tmp_path):
+    examples = [SFTExample(prompt=f"Say the word {i}.", completion="banana banana banana") for i in range(4)]
+    curves = {}
+    for precision in ("no", "bf16"):
+        cfg = config(tiny_model_dir, tmp_path / precision, "train.lr=3e-2", "train.epochs=2",
+                     f"train.mixed_precision={precision}")  # fmt: skip
+        result = train_sft(cfg, examples)
+        curves[precision] = [m["loss"] for m in result.metrics]
+    import torch
+    from safetensors.torch import load_file
+
+    assert all(t.dtype == torch.float32 for t in load_file(tmp_path / "bf16" / "model" / "model.safetensors").values())
+    # bf16 matmuls round to 8 bits of mantissa: the first loss agrees to ~1%, and training still moves the same way.
+    assert abs(curves["bf16"][0] - curves["no"][0]) < 0.02 * curves["no"][0]
+    assert curves["bf16"][-1] < curves["bf16"][0] and curves["bf16"] != curves["no"]
+
+
 def test_empty_completion_is_an_error_with_location(tiny_model_dir, tmp_path):
     from posttrain.train.data import Source
 

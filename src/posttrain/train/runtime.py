@@ -578,6 +578,11 @@ def make_accelerator(loop: LoopConfig) -> Any:
     launch on a CPU machine a multi-process (gloo) run instead of N independent ones."""
     from accelerate import Accelerator
 
+    from accelerate.state import AcceleratorState
+
+    # accelerate keeps one AcceleratorState per process and refuses a second Accelerator with another precision;
+    # a library caller may train twice in one process (fp32, then bf16). The process group (PartialState) stays.
+    AcceleratorState._reset_state(reset_partial_state=False)
     return Accelerator(mixed_precision=resolve_mixed_precision(loop.mixed_precision), cpu=not torch.cuda.is_available())
 
 
