@@ -577,7 +577,6 @@ def make_accelerator(loop: LoopConfig) -> Any:
     """accelerate's Accelerator; without CUDA it is told to use the CPU, which is also what makes a `torchrun`
     launch on a CPU machine a multi-process (gloo) run instead of N independent ones."""
     from accelerate import Accelerator
-
     from accelerate.state import AcceleratorState
 
     # accelerate keeps one AcceleratorState per process and refuses a second Accelerator with another precision;
