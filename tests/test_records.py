@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -11,6 +12,7 @@ import pytest
 
 from posttrain.errors import InputError
 from posttrain.records import (
+    GroupPair,
     Pair,
     Prompt,
     RecordWriter,
@@ -47,6 +49,25 @@ def test_pair_accepts_trl_standard_and_conversational_formats():
         rejected=[{"role": "assistant", "content": "Hello!"}],
     )
     assert conv.model_dump()["chosen"] == [{"role": "assistant", "content": "hi"}]
+
+
+def test_group_pair_holds_k_responses_a_side_and_refuses_empty_groups(tmp_path: Path):
+    group = GroupPair(prompt="Say hi", chosen=["hi", [{"role": "assistant", "content": "hey"}]], rejected=["Hello!"])
+    assert len(group.chosen) == 2 and group.id == GroupPair(**group.model_dump(exclude={"id"})).id
+    bad = {
+        "'chosen' holds no responses": {"chosen": [], "rejected": ["b"]},
+        "'chosen' response 2 of 2 is empty": {"chosen": ["a", "  "], "rejected": ["b"]},
+        "field 'chosen.0': expected a string or a list of {role, content} messages": {
+            "chosen": [{"role": "assistant", "content": "a"}], "rejected": ["b"],
+        },
+        "field 'chosen': Input should be a valid list": {"chosen": "a", "rejected": ["b"]},
+    }  # fmt: skip
+    path = tmp_path / "groups.jsonl"
+    for message, row in bad.items():
+        path.write_text(json.dumps({"prompt": "p", "chosen": ["a"], "rejected": ["b"]}) + "\n" + json.dumps(
+            {"prompt": "p", **row}) + "\n")  # fmt: skip
+        with pytest.raises(InputError, match=f"groups.jsonl:2: invalid GroupPair: {re.escape(message)}"):
+            read_records(path, GroupPair)
 
 
 def test_verdict_value_must_be_one_zero_or_minus_one():

@@ -157,6 +157,34 @@ class Pair(Record):
         return self
 
 
+class GroupPair(Record):
+    """K chosen vs K rejected responses to one prompt, for the multi-sample losses mDPO / mIPO (a `Pair` is the
+    case K = 1). The record allows sides of different sizes; a loss that compares equal-sized groups says so."""
+
+    prompt: Text
+    chosen: list[Text]
+    rejected: list[Text]
+    prompt_id: str | None = None
+    method: str = "group"
+    chosen_scores: list[float] = Field(default_factory=list)
+    rejected_scores: list[float] = Field(default_factory=list)
+    chosen_sample_ids: list[str] = Field(default_factory=list)
+    rejected_sample_ids: list[str] = Field(default_factory=list)
+    difficulty: float | None = None
+    _id_fields: ClassVar[tuple[str, ...]] = ("prompt", "chosen", "rejected")
+
+    @model_validator(mode="after")
+    def _non_empty(self) -> GroupPair:
+        for side in ("chosen", "rejected"):
+            responses = getattr(self, side)
+            if not responses:
+                raise ValueError(f"'{side}' holds no responses; a group needs at least one on each side")
+            empty = next((k for k, r in enumerate(responses, start=1) if not as_text(r).strip()), None)
+            if empty is not None:
+                raise ValueError(f"'{side}' response {empty} of {len(responses)} is empty")
+        return self
+
+
 R = TypeVar("R", bound=BaseModel)
 
 
@@ -171,7 +199,9 @@ def _describe_validation_error(err: ValidationError) -> str:
     by_field: dict[str, list[str]] = {}
     for e in err.errors():
         path = [str(x) for x in e["loc"]]
-        alternative = path.pop(1) if len(path) > 1 and path[1] in _UNION_HINTS else None
+        # the union's branch follows the field (`chosen`) or a list index in it (a group's `chosen.2`)
+        at = next((k for k in range(1, len(path)) if path[k] in _UNION_HINTS), None)
+        alternative = path.pop(at) if at is not None else None
         field = ".".join(path) or "record"
         if e["type"] == "missing":
             by_field.setdefault(field, []).append("missing")

@@ -68,7 +68,7 @@ def test_every_record_kind_has_its_class_and_others_are_refused() -> None:
     from posttrain import records
 
     assert [record_class(kind) for kind in choices.RECORD_KINDS] == [
-        records.Prompt, records.Sample, records.Verdict, records.Pair,
+        records.Prompt, records.Sample, records.Verdict, records.Pair, records.GroupPair,
     ]  # fmt: skip
     with pytest.raises(InputError, match="unknown record kind 'row'"):
         record_class("row")

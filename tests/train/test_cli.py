@@ -47,3 +47,17 @@ def test_unknown_config_key_and_missing_data(tmp_path, capsys):
     assert "did you mean 'loss.beta'" in capsys.readouterr().err
     assert main(["train", "sft"]) == 2
     assert "no training data" in capsys.readouterr().err
+
+
+def test_mdpo_recipe_reads_groups_and_names_an_unequal_group(tiny_model_dir, tmp_path, capsys):
+    groups = [{"prompt": p["prompt"], "chosen": [p["chosen"], p["chosen"] + " Yes."],
+               "rejected": [p["rejected"], p["rejected"] + " NO!"]} for p in PAIRS]  # fmt: skip
+    data = write_jsonl(tmp_path / "groups.jsonl", groups)
+    args = ["train", "dpo", "--config", "recipes/mdpo.yaml", f"model.name={tiny_model_dir}", *COMMON,
+            "train.grad_accum=1"]  # fmt: skip
+    assert main([*args, "--data", str(data), f"train.output_dir={tmp_path / 'out'}"]) == 0
+    assert "trained 1 steps" in capsys.readouterr().out
+    unequal = write_jsonl(tmp_path / "unequal.jsonl", [groups[0], {**groups[1], "rejected": ["Bad."]}])
+    assert main([*args, "--data", str(unequal), f"train.output_dir={tmp_path / 'bad'}"]) == 2
+    assert f"{unequal}:2: the group has 2 chosen and 1 rejected responses" in capsys.readouterr().err
+    assert not (tmp_path / "bad").exists()

@@ -9,7 +9,7 @@ import torch
 
 from posttrain.config import load_config
 from posttrain.errors import InputError
-from posttrain.records import Pair
+from posttrain.records import GroupPair, Pair
 from posttrain.train.data import Source
 from posttrain.train.dpo import DPOConfig, train_dpo
 
@@ -159,3 +159,95 @@ def test_a_shared_prompt_gives_the_same_training_as_separate_sequences(tiny_mode
             assert a[key] == pytest.approx(b[key], rel=1e-4, abs=1e-5), key
     # the prompt is computed once per pair, but tokens count every sequence's own tokens either way
     assert runs["true"].tokens == runs["false"].tokens
+
+
+# ---------------------------------------------------------------------------------------------------- groups (mDPO)
+
+
+def lowercase_groups(n: int, k: int = 2) -> list[GroupPair]:
+    endings = ["small and round.", "very useful.", "made of wood.", "easy to carry."]
+    return [
+        GroupPair(
+            prompt=f"Describe thing {i} in one sentence.",
+            chosen=[f"thing {i} is {e}" for e in endings[:k]],
+            rejected=[f"Thing {i} Is {e.title()}" for e in endings[:k]],
+        )
+        for i in range(n)
+    ]
+
+
+@pytest.mark.parametrize("loss", ["mdpo", "mipo"])
+def test_group_losses_train_and_the_loss_decreases(tiny_model_dir, tmp_path, loss):
+    result = train_dpo(
+        config(tiny_model_dir, tmp_path / "run", f"loss.type={loss}", "train.epochs=4", "data.shuffle=false"),
+        lowercase_groups(4),
+    )
+    assert result.steps == 8
+    losses_seen = [m["loss"] for m in result.metrics]
+    if loss == "mdpo":
+        assert losses_seen[0] == pytest.approx(0.6931, abs=1e-3)  # policy == reference at step 1
+    else:
+        assert losses_seen[0] == pytest.approx((1 / (2 * 0.1)) ** 2, rel=1e-3)  # h = 0: (0 - 1/(2 beta))^2
+    assert losses_seen[-1] < losses_seen[0] and result.metrics[-1]["rewards/accuracy"] == 1.0
+
+
+def test_a_group_of_one_trains_exactly_as_its_pair(tiny_model_dir, tmp_path):
+    pairs = lowercase_pairs(4)
+    groups = [GroupPair(prompt=p.prompt, chosen=[p.chosen], rejected=[p.rejected]) for p in pairs]
+    as_pairs = train_dpo(config(tiny_model_dir, tmp_path / "p", "train.epochs=2"), pairs)
+    as_groups = train_dpo(config(tiny_model_dir, tmp_path / "g", "train.epochs=2", "loss.type=mdpo"), groups)
+    for a, b in zip(as_pairs.metrics, as_groups.metrics, strict=True):
+        for key in ("loss", "rewards/margin", "logps/chosen", "grad_norm"):
+            assert a[key] == pytest.approx(b[key], rel=1e-6, abs=1e-9), key
+
+
+@pytest.mark.parametrize("share", ["true", "false"])
+def test_reference_cache_of_groups_equals_their_responses_as_pairs_and_is_reused(
+    tiny_model_dir, tmp_path, monkeypatch, share
+):
+    groups = lowercase_groups(3, k=3)
+    groups[1] = GroupPair(prompt="Say hi.", chosen=["hello there, friend.", "hi, friend."],
+                          rejected=["hello there, FRIEND!", "HI FRIEND!"])  # fmt: skip
+    pairs = [
+        Pair(prompt=g.prompt, chosen=c, rejected=r) for g in groups for c, r in zip(g.chosen, g.rejected, strict=True)
+    ]
+    one_step = ["train.max_steps=1", "train.batch_size=1", f"data.share_prompt={share}"]
+    train_dpo(config(tiny_model_dir, tmp_path / "g", "loss.type=mdpo", *one_step), groups)
+    train_dpo(config(tiny_model_dir, tmp_path / "p", *one_step), pairs)
+    cached_groups = torch.load(tmp_path / "g" / "reference_logps.pt")
+    cached_pairs = torch.load(tmp_path / "p" / "reference_logps.pt")
+    for side in ("chosen", "rejected"):
+        assert cached_groups[side].shape == (8,)
+        assert torch.allclose(cached_groups[side], cached_pairs[side], rtol=1e-5)
+
+    import posttrain.train.dpo as dpo
+
+    def no_second_pass(*args, **kwargs):
+        raise AssertionError("the reference pass ran again")
+
+    monkeypatch.setattr(dpo, "reference_logps", no_second_pass)
+    rerun = config(tiny_model_dir, tmp_path / "g", "loss.type=mdpo", *one_step, "train.resume=false")
+    again = train_dpo(rerun, groups)
+    assert again.steps == 1
+
+
+def test_shared_prompt_rows_of_groups_train_as_separate_sequences(tiny_model_dir, tmp_path):
+    runs = {
+        share: train_dpo(
+            config(tiny_model_dir, tmp_path / share, "loss.type=mipo", "train.batch_size=2", "data.shuffle=false",
+                   "train.examples_per_forward=null", f"data.share_prompt={share}"), lowercase_groups(2, k=3),
+        )  # fmt: skip
+        for share in ("true", "false")
+    }
+    for a, b in zip(runs["true"].metrics, runs["false"].metrics, strict=True):
+        for key in ("loss", "logps/chosen", "logps/rejected", "grad_norm"):
+            assert a[key] == pytest.approx(b[key], rel=1e-4, abs=1e-5), key
+
+
+def test_groups_of_unequal_size_are_an_error_naming_the_row_and_sizes(tiny_model_dir, tmp_path):
+    groups = lowercase_groups(3)
+    groups[2] = GroupPair(prompt="Say hi.", chosen=["hi", "hey", "hello"], rejected=["Hi!", "HEY"])
+    out = tmp_path / "run"
+    with pytest.raises(InputError, match=r"groups.jsonl:3: the group has 3 chosen and 2 rejected responses"):
+        train_dpo(config(tiny_model_dir, out, "loss.type=mdpo"), groups, Source("groups.jsonl", [1, 2, 3]))
+    assert not out.exists()

@@ -175,3 +175,79 @@ def test_codpo_by_hand():
 
 def test_crraft_by_hand():
     assert losses.crraft_loss(t(-4.0, -2.0), t(0.5, 0.75)).tolist() == pytest.approx([2.0, 1.5])
+
+
+# ---------------------------------------------------------------------------------------------------- mDPO / mIPO
+# Two groups of K = 2 (chosen i and rejected i in group GROUPS[i]).
+# Group 0: log-ratios chosen (-10+11, -12+12) = (1, 0), mean 0.5; rejected (-20+19, -15+16) = (-1, 1), mean 0.
+# Group 1: chosen (-5+8, -9+8) = (3, -1), mean 1; rejected (-30+27, -6+7) = (-3, 1), mean -1.
+GROUPS = torch.tensor([0, 0, 1, 1])
+G_PC, G_RC = t(-10.0, -12.0, -5.0, -9.0), t(-11.0, -12.0, -8.0, -8.0)
+G_PR, G_RR = t(-20.0, -15.0, -30.0, -6.0), t(-19.0, -16.0, -27.0, -7.0)
+# Per-token averages with these lengths: group 0 chosen (1/2, 0/1), rejected (-1/4, 1/2); group 1 chosen (3/3, -1/1),
+# rejected (-3/3, 1/1).
+G_LC, G_LR = t(2, 1, 3, 1), t(4, 2, 3, 1)
+
+
+def test_mdpo_by_hand():
+    # group margins 0.5 - 0 = 0.5 and 1 - (-1) = 2, beta 0.5
+    value = losses.mdpo_loss(G_PC, G_PR, G_RC, G_RR, GROUPS, beta=0.5)
+    assert value.tolist() == pytest.approx([-log_sigmoid(0.25), -log_sigmoid(1.0)])
+    # pairwise DPO on the same responses is a different loss: it compares (1 vs -1) and (0 vs 1), not the means
+    pairwise = losses.dpo_loss(G_PC[:2], G_PR[:2], G_RC[:2], G_RR[:2], beta=0.5).mean().item()
+    assert pairwise == pytest.approx((-log_sigmoid(1.0) - log_sigmoid(-0.5)) / 2)
+    smoothed = losses.mdpo_loss(G_PC, G_PR, G_RC, G_RR, GROUPS, beta=0.5, label_smoothing=0.1)[0].item()
+    assert smoothed == pytest.approx(-0.9 * log_sigmoid(0.25) - 0.1 * log_sigmoid(-0.25))
+
+
+def test_mipo_by_hand():
+    # h: group 0 (1/2 + 0)/2 - (-1/4 + 1/2)/2 = 0.25 - 0.125 = 0.125; group 1 0 - 0 = 0. beta 0.5: 1/(2 beta) = 1
+    value = losses.mipo_loss(G_PC, G_PR, G_RC, G_RR, G_LC, G_LR, GROUPS, beta=0.5)
+    assert value.tolist() == pytest.approx([(0.125 - 1) ** 2, 1.0])
+
+
+def test_mipo_unbiased_by_hand():
+    # Var of a group mean = sample variance (÷ K-1) / K. Group 0: chosen (0.5, 0) -> 0.125 / 2 = 0.0625; rejected
+    # (-0.25, 0.5) -> 0.28125 / 2 = 0.140625. Group 1: chosen (1, -1) -> 2 / 2 = 1; rejected (-1, 1) -> 1.
+    value = losses.mipo_loss(G_PC, G_PR, G_RC, G_RR, G_LC, G_LR, GROUPS, beta=0.5, unbiased=True)
+    assert value.tolist() == pytest.approx([0.765625 - 0.0625 - 0.140625, 1.0 - 1.0 - 1.0])  # can go below 0
+
+
+def test_mipo_unbiased_estimates_the_square_of_expectations():
+    # Per-token log-ratios drawn with means 0.3 (chosen) and -0.2 (rejected), sd 1 and 2; target (0.5 - 1)^2 = 0.25.
+    # The plain estimator overshoots by Var(mean_w) + Var(mean_l) = (1 + 4) / 3 with K = 3.
+    gen = torch.Generator().manual_seed(0)
+    g, k = 40_000, 3
+    chosen = 0.3 + torch.randn(g * k, generator=gen, dtype=torch.float64)
+    rejected = -0.2 + 2 * torch.randn(g * k, generator=gen, dtype=torch.float64)
+    groups, zeros, ones = torch.arange(g).repeat_interleave(k), torch.zeros(g * k, dtype=torch.float64), t(1)
+    plain = losses.mipo_loss(chosen, rejected, zeros, zeros, ones, ones, groups, beta=0.5)
+    unbiased = losses.mipo_loss(chosen, rejected, zeros, zeros, ones, ones, groups, beta=0.5, unbiased=True)
+    assert unbiased.mean().item() == pytest.approx(0.25, abs=0.05)
+    assert plain.mean().item() == pytest.approx(0.25 + 5 / 3, abs=0.05)
+
+
+def test_with_one_response_per_side_mdpo_and_mipo_are_dpo_and_ipo():
+    gen = torch.Generator().manual_seed(1)
+    pc, pr, rc, rr = (-10 * torch.rand(5, generator=gen, dtype=torch.float64) for _ in range(4))
+    lc, lr = t(3, 1, 7, 2, 5), t(4, 4, 1, 9, 2)
+    groups = torch.arange(5)
+    assert losses.mdpo_loss(pc, pr, rc, rr, groups, 0.3).tolist() == pytest.approx(
+        losses.dpo_loss(pc, pr, rc, rr, 0.3).tolist(), rel=1e-12
+    )
+    assert losses.mdpo_loss(pc, pr, rc, rr, groups, 0.3, label_smoothing=0.2).tolist() == pytest.approx(
+        losses.dpo_loss(pc, pr, rc, rr, 0.3, label_smoothing=0.2).tolist(), rel=1e-12
+    )
+    for unbiased in (False, True):  # a group of one has no spread to correct for
+        assert losses.mipo_loss(pc, pr, rc, rr, lc, lr, groups, 0.3, unbiased).tolist() == pytest.approx(
+            losses.ipo_loss(pc, pr, rc, rr, lc, lr, 0.3).tolist(), rel=1e-12
+        )
+
+
+def test_groups_of_different_sizes_in_one_call_are_independent():
+    # group 0 holds one pair (the first of GROUPS' group 0), group 1 the three others
+    groups = torch.tensor([0, 1, 1, 1])
+    together = losses.mdpo_loss(G_PC, G_PR, G_RC, G_RR, groups, beta=0.5)
+    assert together[0].item() == pytest.approx(losses.dpo_loss(G_PC[:1], G_PR[:1], G_RC[:1], G_RR[:1], 0.5).item())
+    alone = losses.mdpo_loss(G_PC[1:], G_PR[1:], G_RC[1:], G_RR[1:], torch.zeros(3, dtype=torch.long), beta=0.5)
+    assert together[1].item() == pytest.approx(alone.item())

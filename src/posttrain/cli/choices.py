@@ -9,4 +9,4 @@ from __future__ import annotations
 
 CHECKER_MODES = ("ifeval", "fixed")  # posttrain.constraints.MODES
 CONTRASTS = ("high", "low", "mixed", "cgpo")  # posttrain.pairs.rejection.CONTRASTS
-RECORD_KINDS = ("prompt", "sample", "verdict", "pair")  # posttrain.cli.records.record_class
+RECORD_KINDS = ("prompt", "sample", "verdict", "pair", "group")  # posttrain.cli.records.record_class

@@ -16,15 +16,15 @@ from posttrain.errors import InputError
 if TYPE_CHECKING:
     from posttrain.pairs.mcts import MCTSConfig
 
-METHODS = ("rs", "mcts", "repair")
+METHODS = ("rs", "mcts", "repair", "group")
 
 
 def register(app: typer.Typer) -> None:
     @app.command("pairs")
     def pairs(
         out: Path = typer.Option(..., help="Output pairs file (prompt/chosen/rejected + provenance)."),
-        samples: Path | None = typer.Option(None, help="rs, repair: sample records (JSONL/Parquet)."),
-        verdicts: Path | None = typer.Option(None, help="rs: verdict records for those samples."),
+        samples: Path | None = typer.Option(None, help="rs, group, repair: sample records (JSONL/Parquet)."),
+        verdicts: Path | None = typer.Option(None, help="rs, group: verdict records for those samples."),
         prompts: Path | None = typer.Option(
             None, help="Prompt records: rs takes each prompt's difficulty from them; mcts searches them; repair "
             "reads their constraints."
@@ -44,12 +44,16 @@ def register(app: typer.Typer) -> None:
             "fixed", help="mcts: checker mode of the constraint scorer; repair: of 'already satisfied' (ifeval|fixed)."
         ),
         per_prompt: int = typer.Option(2, help="repair: at most this many repaired pairs per prompt."),
+        group_size: int = typer.Option(
+            0, help="group: K satisfied vs K violated samples per prompt (prompts with fewer on a side are skipped); "
+            "0 = as many as the smaller side has."
+        ),
         contrast: str = typer.Option("high", help=f"Contrast: {', '.join(CONTRASTS)}."),
         mixed_high_ratio: float = typer.Option(0.5, help="With --contrast mixed: share of high-contrast pairs."),
         reward_judge: list[str] = typer.Option(["reward"], help="Judges whose score is a reward, not a constraint."),
-        seed: int = typer.Option(0, help="Seed for the random choices (cgpo, mixed)."),
+        seed: int = typer.Option(0, help="Seed for the random choices (cgpo, mixed, group)."),
         require_finished: bool = typer.Option(
-            True, help="rs: a sample cut off by its token budget never counts as satisfied (it may be rejected)."
+            True, help="rs, group: a sample cut off by its token budget never counts as satisfied (it may be rejected)."
         ),
     ) -> None:
         """Build preference pairs from judged samples.
@@ -58,6 +62,7 @@ def register(app: typer.Typer) -> None:
           posttrain pairs --samples samples.jsonl --verdicts verdicts.jsonl --contrast mixed --out pairs.jsonl
           posttrain pairs --method mcts --prompts prompts.jsonl --model embedded --simulations 8 --out pairs.jsonl
           posttrain pairs --method repair --prompts prompts.jsonl --samples samples.jsonl --out pairs.jsonl
+          posttrain pairs --method group --samples samples.jsonl --verdicts verdicts.jsonl --group-size 2 --out groups.jsonl
         """
         if method not in METHODS:
             raise InputError(f"unknown pair method '{method}'; available: {', '.join(METHODS)}")
@@ -78,7 +83,10 @@ def register(app: typer.Typer) -> None:
             _repair(prompts, samples, out, per_prompt, judge_mode, seed)
             return
         if samples is None or verdicts is None:
-            raise InputError("--method rs needs --samples and --verdicts")
+            raise InputError(f"--method {method} needs --samples and --verdicts")
+        if method == "group":
+            _groups(samples, verdicts, prompts, out, group_size, reward_judge, seed, require_finished)
+            return
         from posttrain.pairs.rejection import rejection_sampling_pairs
         from posttrain.records import Prompt, Sample, Verdict, atomic_write_text, read_records, write_records
 
@@ -96,6 +104,32 @@ def register(app: typer.Typer) -> None:
         for reason, count in sorted(stats.skipped.items()):
             table.add_row(reason, str(count))
         Console().print(table)
+
+
+def _groups(
+    samples_path: Path, verdicts_path: Path, prompts_path: Path | None, out: Path, group_size: int,
+    reward_judges: list[str], seed: int, require_finished: bool,
+) -> None:  # fmt: skip
+    from posttrain.pairs.groups import satisfied_vs_violated_groups
+    from posttrain.records import Prompt, Sample, Verdict, atomic_write_text, read_records, write_records
+
+    if group_size < 0:
+        raise InputError(f"--group-size must be 0 (the smaller side) or a positive K, got {group_size}")
+    sample_rows = read_records(samples_path, Sample)
+    verdict_rows = read_records(verdicts_path, Verdict)
+    prompt_rows = {p.id: p for p in read_records(prompts_path, Prompt)} if prompts_path else None
+    result, stats = satisfied_vs_violated_groups(
+        sample_rows, verdict_rows, prompt_rows, group_size or None, reward_judges, seed, require_finished
+    )
+    write_records(out, result)
+    atomic_write_text(out.with_suffix(".stats.json"), json.dumps(stats.as_dict(), indent=2))
+    sizes = ", ".join(f"{n} of K={k}" for k, n in sorted(stats.group_sizes.items())) or "none"
+    table = Table(title=f"{len(result)} groups from {stats.prompts} prompts ({sizes})")
+    table.add_column("skipped because")
+    table.add_column("count", justify="right")
+    for reason, count in sorted(stats.skipped.items()):
+        table.add_row(reason, str(count))
+    Console().print(table)
 
 
 def _repair(prompts_path: Path, samples_path: Path, out: Path, per_prompt: int, mode: str, seed: int) -> None:

@@ -22,6 +22,7 @@ def record_class(kind: str) -> type[Record]:
 
     classes: dict[str, type[Record]] = {
         "prompt": records.Prompt, "sample": records.Sample, "verdict": records.Verdict, "pair": records.Pair,
+        "group": records.GroupPair,
     }  # fmt: skip
     if kind not in classes:
         raise InputError(f"unknown record kind '{kind}'; choose one of {', '.join(classes)}")

@@ -1,4 +1,4 @@
-"""`posttrain train sft|rm|dpo|cgpo|grpo`: training recipes (offline, and the online loop: CGPO or the GRPO family), configured by YAML + `key=value`
+"""`posttrain train sft|rm|dpo|critic-rm|cgpo|grpo`: training recipes (offline, and the online loop: CGPO or the GRPO family), configured by YAML + `key=value`
 overrides."""
 
 from __future__ import annotations
@@ -83,18 +83,50 @@ def register(app: typer.Typer) -> None:
         config: Path = typer.Option(None, "--config", help=CONFIG_HELP),
         data: Path = typer.Option(None, "--data", help=DATA_HELP),
     ) -> None:
-        """Offline DPO as in Llama 3 (cached reference, masked format tokens, optional NLL term; IPO, DPO-Positive).
+        """Offline DPO as in Llama 3 (cached reference, masked format tokens, optional NLL term; IPO, DPO-Positive;
+        mDPO / mIPO on groups of K chosen vs K rejected responses, `loss.type=mdpo|mipo`, read as group records).
 
-        Example: posttrain train dpo --config recipes/dpo.yaml --data pairs.jsonl loss.nll_coef=0.2
+        Examples:
+          posttrain train dpo --config recipes/dpo.yaml --data pairs.jsonl loss.nll_coef=0.2
+          posttrain train dpo --config recipes/mdpo.yaml --data groups.jsonl
+        """
+        from posttrain.config import load_config
+        from posttrain.records import GroupPair, Pair
+        from posttrain.train.data import read_rows_with_lines
+        from posttrain.train.dpo import GROUP_LOSSES, DPOConfig, train_dpo
+
+        cfg = load_config(DPOConfig, config, overrides or [])
+        kind = GroupPair if cfg.loss.type in GROUP_LOSSES else Pair
+        rows, source = read_rows_with_lines(_data_path(cfg, data), kind)
+        _report(train_dpo(cfg, rows, source), "loss,rewards/accuracy,rewards/margin")
+
+    @sub.command("critic-rm")
+    def critic_rm(
+        overrides: list[str] = typer.Argument(None, help=OVERRIDES_HELP),
+        config: Path = typer.Option(None, "--config", help=CONFIG_HELP),
+        data: Path = typer.Option(None, "--data", help=DATA_HELP),
+    ) -> None:
+        """Critic-RM: the model critiques both responses of each pair itself, the critiques that agree with the
+        label are kept (and ranked or summarised), then one model learns to write critiques and to score
+        (prompt, response, critique). Judge with it: `type: critic_rm, model: <output_dir>/model`.
+
+        Example: posttrain train critic-rm --config recipes/critic_rm.yaml --data pairs.jsonl critiques.n=4
         """
         from posttrain.config import load_config
         from posttrain.records import Pair
+        from posttrain.train.critic_rm import CriticRMConfig, train_critic_rm
         from posttrain.train.data import read_rows_with_lines
-        from posttrain.train.dpo import DPOConfig, train_dpo
 
-        cfg = load_config(DPOConfig, config, overrides or [])
+        cfg = load_config(CriticRMConfig, config, overrides or [])
         rows, source = read_rows_with_lines(_data_path(cfg, data), Pair)
-        _report(train_dpo(cfg, rows, source), "loss,rewards/accuracy,rewards/margin")
+        result = train_critic_rm(cfg, rows, source)
+        c = result.critiques
+        Console().print(
+            f"critiques: {c['pairs_kept']} of {c['pairs']} pairs kept ({c['pairs_disagree']} disagree with their "
+            f"label, {c['pairs_unparseable']} without a parseable critique on a side); "
+            f"{c['critiques_unparseable']} of {c['critiques']} critiques unparseable; {c['examples']} training rows"
+        )
+        _report(result, "loss,critique_loss,rm_loss,accuracy")
 
     prompts_help = "Prompt records (JSONL/Parquet); default: data.path, else synthetic IF prompts."
 

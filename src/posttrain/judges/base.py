@@ -170,6 +170,7 @@ JUDGES: dict[str, str] = {
     "llm_prob": "posttrain.judges.llm_prob:LLMProbJudge",
     "llama_guard": "posttrain.judges.llama_guard:LlamaGuardJudge",
     "rubric": "posttrain.judges.rubric:RubricJudge",
+    "critic_rm": "posttrain.judges.critic_rm:CriticRMJudge",
 }
 
 

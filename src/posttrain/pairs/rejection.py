@@ -93,6 +93,18 @@ def score_samples(
     return scored, failed
 
 
+def distinct(scored: list[Scored]) -> list[Scored]:
+    """The first sample of each completion text: identical completions carry no preference signal."""
+    seen: set[str] = set()
+    unique = []
+    for s in scored:
+        text = s.sample.completion.strip()
+        if text not in seen:
+            seen.add(text)
+            unique.append(s)
+    return unique
+
+
 def _rank_key(s: Scored) -> tuple[bool, bool, float]:
     return (s.satisfied, s.finished, s.score)
 
@@ -124,9 +136,22 @@ def _choose(ranked: list[Scored], contrast: str, rng: random.Random) -> tuple[Sc
     return ranked[best[1]], ranked[best[1] + 1]
 
 
-def _prompt_rng(seed: int, prompt_id: str) -> random.Random:
+def prompt_rng(seed: int, prompt_id: str) -> random.Random:
+    """A random stream of its own per prompt: reruns, resumes and other prompts never shift it."""
     digest = hashlib.sha256(f"{seed}:{prompt_id}".encode()).digest()
     return random.Random(int.from_bytes(digest[:8], "big"))
+
+
+def samples_by_prompt(samples: list[Sample], verdicts: list[Verdict]) -> dict[str, list[Sample]]:
+    """Samples grouped by prompt, in the order prompts first appear; a verdict on an unknown sample is an error."""
+    known = {s.id for s in samples}
+    stray = next((v for v in verdicts if v.sample_id not in known), None)
+    if stray is not None:
+        raise InputError(f"verdict {stray.id} ({stray.judge}) refers to sample {stray.sample_id}, not in the samples")
+    by_prompt: dict[str, list[Sample]] = defaultdict(list)
+    for sample in samples:
+        by_prompt[sample.prompt_id].append(sample)
+    return by_prompt
 
 
 def rejection_sampling_pairs(
@@ -144,14 +169,7 @@ def rejection_sampling_pairs(
         raise InputError(f"unknown contrast '{contrast}'; choose one of {', '.join(CONTRASTS)}")
     if not 0.0 <= mixed_high_ratio <= 1.0:
         raise InputError(f"mixed_high_ratio must be in [0, 1], got {mixed_high_ratio}")
-    known = {s.id for s in samples}
-    stray = next((v for v in verdicts if v.sample_id not in known), None)
-    if stray is not None:
-        raise InputError(f"verdict {stray.id} ({stray.judge}) refers to sample {stray.sample_id}, not in the samples")
-
-    by_prompt: dict[str, list[Sample]] = defaultdict(list)
-    for sample in samples:
-        by_prompt[sample.prompt_id].append(sample)
+    by_prompt = samples_by_prompt(samples, verdicts)
     stats = RSStats(prompts=len(by_prompt))
     pairs: list[Pair] = []
     for prompt_id, group in by_prompt.items():
@@ -159,19 +177,12 @@ def rejection_sampling_pairs(
         stats.truncated += sum(not s.finished for s in scored)
         if failed:
             stats.skipped["samples_with_judge_failure"] += failed
-        # Identical completions carry no preference signal: keep the first of each text.
-        seen: set[str] = set()
-        unique = []
-        for s in scored:
-            text = s.sample.completion.strip()
-            if text not in seen:
-                seen.add(text)
-                unique.append(s)
+        unique = distinct(scored)
         if len(unique) < 2:
             stats.skipped["fewer_than_2_distinct_samples"] += 1
             stats.pairs_per_prompt[0] += 1
             continue
-        rng = _prompt_rng(seed, prompt_id)
+        rng = prompt_rng(seed, prompt_id)
         mode = contrast
         if contrast == "mixed":
             mode = "high" if rng.random() < mixed_high_ratio else "low"

@@ -12,6 +12,10 @@
    AdamW with warmup + cosine/linear; checkpoints every `train.save_every` steps that a rerun resumes from.
 4. The final model is saved in HF format (LoRA: merged, plus the adapter).
 
+An example is a `Pair`, or a `GroupPair` of K chosen and K rejected responses to one prompt: chosen k and rejected k
+form the example's k-th pair of *slots*. The multi-sample losses (`loss.type` mdpo | mipo) compare a group's mean
+log-ratios; the pairwise ones average over its K pairs; a `Pair` is a group of one, where both agree.
+
 Multi-process: launch with `accelerate launch`; each process takes every world_size-th micro-batch and DDP averages
 the gradients. Micro-batches that do not fill a whole optimizer step at the end of an epoch are dropped.
 """
@@ -20,6 +24,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -27,7 +32,7 @@ from typing import Any, Literal
 import torch
 
 from posttrain.errors import InputError
-from posttrain.records import Pair
+from posttrain.records import GroupPair, Pair, Text
 from posttrain.train import losses
 from posttrain.train.data import (
     Batch,
@@ -71,11 +76,15 @@ from posttrain.train.runtime import (
 
 @dataclass
 class DPOLossConfig:
-    type: Literal["sigmoid", "ipo", "dpop"] = "sigmoid"  # sigmoid: DPO; dpop: DPO-Positive
+    # sigmoid: DPO; dpop: DPO-Positive; mdpo / mipo: multi-sample DPO / IPO on group records (K vs K responses)
+    type: Literal["sigmoid", "ipo", "dpop", "mdpo", "mipo"] = "sigmoid"
     beta: float = 0.1
     nll_coef: float = 0.0  # Llama 3 uses 0.2: length-normalised NLL on the chosen response
-    label_smoothing: float = 0.0  # conservative DPO, sigmoid loss only
+    label_smoothing: float = 0.0  # conservative DPO, sigmoid and mdpo losses only
     dpop_lambda: float = 50.0
+    # mipo: subtract the estimated variance of the group means (an unbiased estimate of the squared target, but
+    # unbounded below on fixed groups; docs/methods/training.md)
+    mipo_unbiased: bool = False
 
 
 @dataclass
@@ -98,64 +107,94 @@ class DPOConfig:
     data: DPODataConfig = field(default_factory=DPODataConfig)
     train: DPOLoopConfig = field(default_factory=DPOLoopConfig)
     loss: DPOLossConfig = field(default_factory=DPOLossConfig)
-    reference_batch_size: int = 4  # pairs per no-grad reference batch (batches sorted by length)
+    reference_batch_size: int = 4  # examples (pairs or groups) per no-grad reference batch (sorted by length)
+
+
+GROUP_LOSSES = ("mdpo", "mipo")
+
+
+def responses(row: Pair | GroupPair) -> tuple[list[Text], list[Text]]:
+    """The chosen and the rejected responses of an example: a `Pair` is a group of one."""
+    if isinstance(row, GroupPair):
+        return row.chosen, row.rejected
+    return [row.chosen], [row.rejected]
 
 
 def tokenize_pairs(
-    pairs: list[Pair], tokenizer: Any, data: DataConfig, source: Source
-) -> tuple[list[int], list[Sequence], list[Sequence]]:
-    """(indices of the pairs kept, chosen sequences, rejected sequences); bad rows raise with their location."""
-    kept, chosen, rejected = [], [], []
-    for i, pair in enumerate(pairs):
+    pairs: Iterable[Pair | GroupPair], tokenizer: Any, data: DataConfig, source: Source
+) -> tuple[list[int], list[Sequence], list[Sequence], list[list[int]]]:
+    """(indices of the examples kept, chosen sequences, rejected sequences, the slots of each kept example):
+    chosen[s] and rejected[s] are slot s. Bad rows raise with their location."""
+    kept: list[int] = []
+    chosen: list[Sequence] = []
+    rejected: list[Sequence] = []
+    slots: list[list[int]] = []
+    for i, row in enumerate(pairs):
         try:
-            c = render(tokenizer, pair.prompt, pair.chosen, data.max_length, data.mask_format_tokens,
-                       end_of_turn_target=pair.rejected_truncated)  # fmt: skip
-            r = render(tokenizer, pair.prompt, pair.rejected, data.max_length, data.mask_format_tokens)
-            if c is None or r is None:
+            good, bad = responses(row)
+            if len(good) != len(bad):
+                raise InputError(
+                    f"the group has {len(good)} chosen and {len(bad)} rejected responses; training compares K chosen "
+                    "with K rejected, so both sides need the same number"
+                )
+            end_of_turn = isinstance(row, Pair) and row.rejected_truncated
+            c = [render(tokenizer, row.prompt, text, data.max_length, data.mask_format_tokens,
+                        end_of_turn_target=end_of_turn) for text in good]  # fmt: skip
+            r = [render(tokenizer, row.prompt, text, data.max_length, data.mask_format_tokens) for text in bad]
+            if any(seq is None for seq in c + r):
                 if data.long_prompt == "skip":
                     continue
                 raise long_prompt_error(data.max_length)
         except InputError as err:
             raise source.error(i, err) from None
         kept.append(i)
-        chosen.append(c)
-        rejected.append(r)
+        slots.append(list(range(len(chosen), len(chosen) + len(c))))
+        chosen += [seq for seq in c if seq is not None]
+        rejected += [seq for seq in r if seq is not None]
     if not kept:
         raise InputError("no pairs left to train on (all prompts exceeded data.max_length)", source.path)
-    return kept, chosen, rejected
+    return kept, chosen, rejected, slots
 
 
 def pair_batch(
-    chosen: list[Sequence], rejected: list[Sequence], idx: list[int], pad: int, packing: bool, share_prompt: bool
-) -> Batch:
-    """Chosen of the pairs first, then their rejected: sequence k and k + len(idx) are one pair."""
+    chosen: list[Sequence], rejected: list[Sequence], groups: list[list[int]], pad: int, packing: bool,
+    share_prompt: bool,
+) -> Batch:  # fmt: skip
+    """The chosen of every slot of `groups` (in order) first, then their rejected: with n slots, sequences k and
+    k + n are one pair. With a shared prompt, each group (the slots of one example) is one packed row."""
+    slots = [s for group in groups for s in group]
     if not (packing and share_prompt):
-        return collate([chosen[i] for i in idx] + [rejected[i] for i in idx], pad, packing)
-    batch = packed_rows([[chosen[i], rejected[i]] for i in idx], pad)  # one row per pair, sequences 2g and 2g + 1
-    n = len(idx)
+        return collate([chosen[s] for s in slots] + [rejected[s] for s in slots], pad, packing)
+    batch = packed_rows([[chosen[s] for s in group] + [rejected[s] for s in group] for group in groups], pad)
+    # packed_rows numbers a row's sequences in order (a group's chosen, then its rejected): renumber chosen-first.
+    n, number, start = len(slots), [], 0
+    for group in groups:
+        number += [start + j for j in range(len(group))] + [n + start + j for j in range(len(group))]
+        start += len(group)
+    renumber = torch.tensor(number, dtype=torch.long)
     return dataclasses.replace(
-        batch,
-        target_seq=(batch.target_seq % 2) * n + batch.target_seq // 2,
-        seq_end=torch.cat([batch.seq_end[0::2], batch.seq_end[1::2]]),
+        batch, target_seq=renumber[batch.target_seq], seq_end=batch.seq_end[torch.argsort(renumber)]
     )
 
 
 @torch.no_grad()
 def reference_logps(
-    model: Any, chosen: list[Sequence], rejected: list[Sequence], cfg: DPOConfig, pad: int, indices: list[int]
+    model: Any, chosen: list[Sequence], rejected: list[Sequence], cfg: DPOConfig, pad: int, groups: list[list[int]]
 ) -> dict[int, tuple[float, float]]:
-    """Sum of target log-probs of chosen and rejected under the (initial) model, for the pairs in `indices`."""
+    """Sum of target log-probs of chosen and rejected under the (initial) model, for the slots of `groups`."""
     model.eval()
     if cfg.data.packing and cfg.data.share_prompt:
-        # One row per pair (shared prompt), pairs sorted by row length so the rows of a batch pad little.
-        order = sorted(indices, key=lambda i: len(chosen[i].ids) + len(rejected[i].ids))
+        # One row per example (shared prompt), as in training, sorted by row length so a batch's rows pad little.
+        order = sorted(groups, key=lambda g: sum(len(chosen[s].ids) + len(rejected[s].ids) for s in g))
         out: dict[int, tuple[float, float]] = {}
         for start in range(0, len(order), cfg.reference_batch_size):
-            idx = order[start : start + cfg.reference_batch_size]
-            batch = pair_batch(chosen, rejected, idx, pad, packing=True, share_prompt=True)
+            rows = order[start : start + cfg.reference_batch_size]
+            batch = pair_batch(chosen, rejected, rows, pad, packing=True, share_prompt=True)
             values = sequence_logps(token_logps(model, batch, cfg.train.logprob_chunk), batch).double().tolist()
-            out.update({i: (values[k], values[k + len(idx)]) for k, i in enumerate(idx)})
+            slots = [s for g in rows for s in g]
+            out.update({s: (values[k], values[k + len(slots)]) for k, s in enumerate(slots)})
         return out
+    indices = [s for g in groups for s in g]
     # Sequences (not pairs) sorted by length, so a right-padded batch holds almost no padding. Right-padded, not
     # packed: the packed row's block-diagonal mask still costs attention over the whole row on CPU (sdpa does not
     # skip masked blocks), (16 x 450)^2 per layer for 16 sequences of 450 tokens, 16x the padded batch's cost.
@@ -179,9 +218,11 @@ def _model_files_key(model: Any) -> list[Any]:
 
 
 def cached_reference(
-    model: Any, chosen: list[Sequence], rejected: list[Sequence], cfg: DPOConfig, pad: int, out: Path, accel: Any
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Reference log-probs of every pair, from `<out>/reference_logps.pt` when the same tokens and model made it."""
+    model: Any, chosen: list[Sequence], rejected: list[Sequence], slots: list[list[int]], cfg: DPOConfig, pad: int,
+    out: Path, accel: Any,
+) -> tuple[torch.Tensor, torch.Tensor]:  # fmt: skip
+    """Reference log-probs of every slot, from `<out>/reference_logps.pt` when the same tokens and model made it.
+    A slot's value does not depend on the group around it, so the key is the slots' tokens."""
     from accelerate.utils import gather_object
 
     key = run_fingerprint(
@@ -193,7 +234,7 @@ def cached_reference(
         cached = torch.load(path, map_location="cpu")
         if cached.get("key") == key:
             return cached["chosen"], cached["rejected"]
-    mine = list(range(accel.process_index, len(chosen), accel.num_processes))
+    mine = slots[accel.process_index :: accel.num_processes]
     parts = gather_object([reference_logps(model, chosen, rejected, cfg, pad, mine)])
     merged: dict[int, tuple[float, float]] = {}
     for part in parts:
@@ -216,18 +257,36 @@ def dpo_step_loss(
     ref_rejected: torch.Tensor,
     chosen_len: torch.Tensor,
     rejected_len: torch.Tensor,
+    groups: torch.Tensor,
 ) -> torch.Tensor:
-    """Per-pair loss for the configured loss type (+ the optional NLL term)."""
-    if cfg.type == "sigmoid":
-        loss = losses.dpo_loss(policy_chosen, policy_rejected, ref_chosen, ref_rejected, cfg.beta, cfg.label_smoothing)
+    """One loss per example for the configured loss type (+ the optional NLL term); slot s belongs to example
+    `groups[s]`. mdpo / mipo compare the group means; a pairwise loss is the mean over the example's pairs."""
+    if cfg.type == "mdpo":
+        loss = losses.mdpo_loss(
+            policy_chosen, policy_rejected, ref_chosen, ref_rejected, groups, cfg.beta, cfg.label_smoothing
+        )
+    elif cfg.type == "mipo":
+        loss = losses.mipo_loss(
+            policy_chosen, policy_rejected, ref_chosen, ref_rejected, chosen_len, rejected_len, groups, cfg.beta,
+            cfg.mipo_unbiased,
+        )  # fmt: skip
+    elif cfg.type == "sigmoid":
+        per_pair = losses.dpo_loss(
+            policy_chosen, policy_rejected, ref_chosen, ref_rejected, cfg.beta, cfg.label_smoothing
+        )
+        loss = losses.group_means(per_pair, groups)
     elif cfg.type == "ipo":
-        loss = losses.ipo_loss(
+        per_pair = losses.ipo_loss(
             policy_chosen, policy_rejected, ref_chosen, ref_rejected, chosen_len, rejected_len, cfg.beta
         )
+        loss = losses.group_means(per_pair, groups)
     else:
-        loss = losses.dpop_loss(policy_chosen, policy_rejected, ref_chosen, ref_rejected, cfg.beta, cfg.dpop_lambda)
+        per_pair = losses.dpop_loss(
+            policy_chosen, policy_rejected, ref_chosen, ref_rejected, cfg.beta, cfg.dpop_lambda
+        )
+        loss = losses.group_means(per_pair, groups)
     if cfg.nll_coef:
-        loss = loss + cfg.nll_coef * losses.chosen_nll(policy_chosen, chosen_len)
+        loss = loss + cfg.nll_coef * losses.group_means(losses.chosen_nll(policy_chosen, chosen_len), groups)
     return loss
 
 
@@ -238,10 +297,14 @@ def check_config(cfg: DPOConfig) -> None:
 
 
 def train_dpo(
-    cfg: DPOConfig, pairs: list[Pair], source: Source | None = None, model: Any = None, tokenizer: Any = None
+    cfg: DPOConfig,
+    pairs: list[Pair] | list[GroupPair],
+    source: Source | None = None,
+    model: Any = None,
+    tokenizer: Any = None,
 ) -> TrainResult:
-    """Train with DPO on `pairs`; returns where the model and metrics are. `model`/`tokenizer` may be passed in
-    (already loaded, e.g. by the pipeline); otherwise `cfg.model` is loaded."""
+    """Train with DPO on `pairs` (or groups: `GroupPair` records); returns where the model and metrics are.
+    `model`/`tokenizer` may be passed in (already loaded, e.g. by the pipeline); otherwise `cfg.model` is loaded."""
     from posttrain.models.embedded import load_model_and_tokenizer
 
     check_config(cfg)
@@ -254,9 +317,9 @@ def train_dpo(
         model, tokenizer = load_model_and_tokenizer(cfg.model.name, dtype=torch_dtype(cfg.model.dtype))
     tokenizer = load_tokenizer_and_check(cfg.model, model, tokenizer)
     check_supported(model)
-    kept, chosen, rejected = tokenize_pairs(pairs, tokenizer, cfg.data, source)
+    kept, chosen, rejected, slots = tokenize_pairs(pairs, tokenizer, cfg.data, source)
     pad = pad_token_id(tokenizer)
-    plan = plan_steps(len(kept), loop, accel, "pairs")
+    plan = plan_steps(len(kept), loop, accel, "groups" if any(isinstance(p, GroupPair) for p in pairs) else "pairs")
 
     fingerprint = run_fingerprint(
         [pairs[i].id for i in kept], cfg.model.name, cfg.data.__dict__, cfg.loss.__dict__, cfg.lora.__dict__,
@@ -265,11 +328,11 @@ def train_dpo(
     out = claim_output_dir(loop, fingerprint, "dpo", accel)
 
     speed = Throughput()  # the reference pass counts in the run's time, as in the benchmark
-    ref_chosen_all, ref_rejected_all = cached_reference(model, chosen, rejected, cfg, pad, out, accel)
+    ref_chosen_all, ref_rejected_all = cached_reference(model, chosen, rejected, slots, cfg, pad, out, accel)
 
     model = apply_lora(model, cfg.lora)
     prepare_for_training(model, loop)
-    lengths = [len(c.ids) + len(r.ids) for c, r in zip(chosen, rejected, strict=True)]
+    lengths = [sum(len(chosen[s].ids) + len(rejected[s].ids) for s in group) for group in slots]
     optimizer, scheduler = make_optimizer(model, loop, plan.total_steps)
     policy, optimizer = accel.prepare(TokenLogps(model, loop.logprob_chunk), optimizer)
     lm = accel.unwrap_model(policy).lm
@@ -292,38 +355,45 @@ def train_dpo(
             mine = plan.micro_batches(batches, step)
             sums = StepSums(
                 "loss", "accuracy", "margin", "reward_chosen", "reward_rejected", "logratio_chosen", "logps_chosen",
-                "logps_rejected", "pairs", "tokens",
+                "logps_rejected", "examples", "tokens",
             )  # fmt: skip
-            # Each pair's loss depends only on its own two sequences, so a micro-batch can go through the model a
-            # few pairs at a time (`train.examples_per_forward`) with the exact same gradient and a fraction of
+            # Each example's loss depends only on its own sequences, so a micro-batch can go through the model a
+            # few examples at a time (`train.examples_per_forward`) with the exact same gradient and a fraction of
             # the activation memory. Only the last pass of a step all-reduces gradients under DDP.
             passes = forward_passes(mine, loop.examples_per_forward)
             for p, (idx, part) in enumerate(passes):
-                batch = pair_batch(chosen, rejected, part, pad, cfg.data.packing, cfg.data.share_prompt)
-                n = len(part)
+                groups = [slots[e] for e in part]
+                flat = [s for group in groups for s in group]
+                group_of = torch.repeat_interleave(torch.arange(len(part)), torch.tensor([len(g) for g in groups]))
+                batch = pair_batch(chosen, rejected, groups, pad, cfg.data.packing, cfg.data.share_prompt)
+                n = len(flat)
                 sync = contextlib.nullcontext() if p == len(passes) - 1 else accel.no_sync(policy)
                 with sync:
                     with accel.autocast():
                         logps = sequence_logps(policy(batch), batch)
                     target_lengths = batch.lengths().to(logps.device)
+                    group_of = group_of.to(logps.device)
                     pol_c, pol_r = logps[:n], logps[n:]
-                    ref_c = ref_chosen_all[part].to(logps)
-                    ref_r = ref_rejected_all[part].to(logps)
-                    per_pair = dpo_step_loss(
-                        cfg.loss, pol_c, pol_r, ref_c, ref_r, target_lengths[:n], target_lengths[n:]
+                    ref_c = ref_chosen_all[flat].to(logps)
+                    ref_r = ref_rejected_all[flat].to(logps)
+                    per_example = dpo_step_loss(
+                        cfg.loss, pol_c, pol_r, ref_c, ref_r, target_lengths[:n], target_lengths[n:], group_of
                     )
-                    accel.backward(per_pair.sum() / (len(idx) * loop.grad_accum))
-                reward_c, reward_r = losses.implicit_rewards(pol_c, pol_r, ref_c, ref_r, beta)
+                    accel.backward(per_example.sum() / (len(idx) * loop.grad_accum))
+                # Per example: a group's mean over its responses (for a pair, the pair's own values).
+                reward_c, reward_r = (
+                    losses.group_means(r, group_of) for r in losses.implicit_rewards(pol_c, pol_r, ref_c, ref_r, beta)
+                )
                 sums.add(
-                    loss=per_pair.detach().sum(),
+                    loss=per_example.detach().sum(),
                     accuracy=(reward_c > reward_r).double().sum(),
                     margin=(reward_c - reward_r).sum(),
                     reward_chosen=reward_c.sum(),
                     reward_rejected=reward_r.sum(),
-                    logratio_chosen=(pol_c - ref_c).detach().sum(),
-                    logps_chosen=pol_c.detach().sum(),
-                    logps_rejected=pol_r.detach().sum(),
-                    pairs=n,
+                    logratio_chosen=losses.group_means((pol_c - ref_c).detach(), group_of).sum(),
+                    logps_chosen=losses.group_means(pol_c.detach(), group_of).sum(),
+                    logps_rejected=losses.group_means(pol_r.detach(), group_of).sum(),
+                    examples=len(part),
                     tokens=batch.n_tokens,
                 )
             if loop.max_grad_norm is not None:
@@ -337,7 +407,7 @@ def train_dpo(
             step += 1
 
             totals = sums.reduce(accel)
-            n_pairs = totals["pairs"]
+            n_pairs = totals["examples"]
             tokens_seen += int(totals["tokens"])
             row = {
                 "step": step,

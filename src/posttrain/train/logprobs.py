@@ -50,7 +50,12 @@ def token_logps(model: Any, batch: Batch, chunk_size: int = 1024) -> Tensor:
         use_cache=False,  # a cache would also disable transformers' packed-sequence mask
     ).last_hidden_state
     hidden = hidden.reshape(-1, hidden.shape[-1]).index_select(0, batch.pred_index.to(device))
-    targets = batch.target_ids.to(device)
+    return head_logps(hidden, head, batch.target_ids.to(device), chunk_size)
+
+
+def head_logps(hidden: Tensor, head: nn.Module, targets: Tensor, chunk_size: int = 1024) -> Tensor:
+    """log p(target) from the hidden states at the positions that predict `targets` (rows of `hidden`), through
+    the LM `head` in chunks (see the module docstring); for a loop that also reads the hidden states otherwise."""
     if hidden.shape[0] <= chunk_size:  # one chunk: nothing to gain from recomputing it in the backward pass
         return _chunk_logps(hidden, head, targets)
     pieces = []

@@ -7,10 +7,12 @@ token counts (`*_lengths`), and, for the reward model, scalar rewards. Every fun
 References: DPO (Rafailov et al. 2023, eq. 7), IPO (Azar et al. 2023, eq. 17, length-normalised as in TRL),
 Llama 3 §4.1.4 (DPO + 0.2 x NLL on the chosen response), CGPO's CODPO (Xu et al. 2024, eq. 14: length-normalised
 chosen likelihood), DPO-Positive / Smaug (Pal et al. 2024), Llama 2 §3.2.2 (Bradley-Terry reward loss with margin),
-CGPO's CRPG and CRRAFT (Xu et al. 2024, §4.2; docs/methods/cgpo.md).
+mDPO / mIPO (Wang, Zhao et al. 2024: one loss per group of responses), CGPO's CRPG and CRRAFT (Xu et al. 2024, §4.2; docs/methods/cgpo.md).
 """
 
 from __future__ import annotations
+
+import math
 
 import torch
 import torch.nn.functional as F
@@ -93,6 +95,77 @@ def dpop_loss(
     return -F.logsigmoid(beta * (margin - lam * penalty))
 
 
+# ---------------------------------------------------------------------------------------------------- multi-sample
+# mDPO / mIPO (Wang, Zhao et al. 2024, arXiv 2410.12138; docs/methods/training.md, where what is reconstructed is
+# marked UNVERIFIED): a prompt's K chosen responses against its K rejected ones, compared through the *group means*
+# of their log-ratios. Inputs are per sequence; chosen i and rejected i belong to group `groups[i]` (groups numbered
+# 0..G-1, K of each per group), and the result has one loss per group, shape (G,). With K = 1 they are DPO and IPO.
+
+
+def group_means(values: Tensor, groups: Tensor) -> Tensor:
+    """The mean of `values` over each group, shape (G,)."""
+    n = int(groups.max()) + 1 if groups.numel() else 0
+    zeros = torch.zeros(n, dtype=values.dtype, device=values.device)
+    count = zeros.index_add(0, groups, torch.ones_like(values))
+    return zeros.index_add(0, groups, values) / count.clamp(min=1)
+
+
+def variance_of_group_means(values: Tensor, groups: Tensor) -> Tensor:
+    """Unbiased estimate of Var(mean of a group) from its own members: s² / K with s² the sample variance (÷ K−1);
+    0 for a group of one, which has no spread to estimate it from."""
+    n = int(groups.max()) + 1 if groups.numel() else 0
+    zeros = torch.zeros(n, dtype=values.dtype, device=values.device)
+    count = zeros.index_add(0, groups, torch.ones_like(values))
+    centred = values - group_means(values, groups)[groups]
+    sample_var = zeros.index_add(0, groups, centred**2) / (count - 1).clamp(min=1)
+    return torch.where(count > 1, sample_var / count, zeros)
+
+
+def mdpo_loss(
+    policy_chosen_logps: Tensor,
+    policy_rejected_logps: Tensor,
+    ref_chosen_logps: Tensor,
+    ref_rejected_logps: Tensor,
+    groups: Tensor,
+    beta: float = 0.1,
+    label_smoothing: float = 0.0,
+) -> Tensor:
+    """mDPO: −log σ(β·[mean_k ρ(y_w,k) − mean_k ρ(y_l,k)]), ρ(y) = log π(y|x) − log π_ref(y|x) (sequence sums, as
+    DPO). `label_smoothing` as in `dpo_loss` (cDPO applied to the group margin: our extension, not the paper's)."""
+    chosen = group_means(policy_chosen_logps - ref_chosen_logps, groups)
+    rejected = group_means(policy_rejected_logps - ref_rejected_logps, groups)
+    margin = chosen - rejected
+    return -(1 - label_smoothing) * F.logsigmoid(beta * margin) - label_smoothing * F.logsigmoid(-beta * margin)
+
+
+def mipo_loss(
+    policy_chosen_logps: Tensor,
+    policy_rejected_logps: Tensor,
+    ref_chosen_logps: Tensor,
+    ref_rejected_logps: Tensor,
+    chosen_lengths: Tensor,
+    rejected_lengths: Tensor,
+    groups: Tensor,
+    beta: float = 0.1,
+    unbiased: bool = False,
+) -> Tensor:
+    """mIPO: (h − 1/(2β))² with h = mean_k ρ̄(y_w,k) − mean_k ρ̄(y_l,k) over *per-token average* log-ratios ρ̄ (as
+    `ipo_loss`).
+
+    The target (E ρ̄_w − E ρ̄_l − 1/(2β))² is a square of expectations, so the square of the sample means overshoots
+    it by Var(mean_w) + Var(mean_l). `unbiased` subtracts both, estimated from each group's own spread (needs K ≥ 2
+    per side; a group of one is left as is): an unbiased estimate of the target, but no longer bounded below —
+    spreading a group's log-ratios apart lowers it without limit, so on fixed offline groups it can be gamed.
+    """
+    chosen = (policy_chosen_logps - ref_chosen_logps) / chosen_lengths.clamp(min=1)
+    rejected = (policy_rejected_logps - ref_rejected_logps) / rejected_lengths.clamp(min=1)
+    h = group_means(chosen, groups) - group_means(rejected, groups)
+    loss = (h - 1 / (2 * beta)) ** 2
+    if unbiased:
+        loss = loss - variance_of_group_means(chosen, groups) - variance_of_group_means(rejected, groups)
+    return loss
+
+
 def implicit_rewards(
     policy_chosen_logps: Tensor,
     policy_rejected_logps: Tensor,
@@ -126,6 +199,47 @@ def ranked_bradley_terry_loss(rewards: Tensor, valid: Tensor) -> Tensor:
     pair_ok = better & valid.unsqueeze(2) & valid.unsqueeze(1)
     losses = -F.logsigmoid(diff) * pair_ok
     return losses.sum(dim=(1, 2)) / pair_ok.sum(dim=(1, 2)).clamp(min=1)
+
+
+# ---------------------------------------------------------------------------------------------------- Critic-RM
+# Yu et al. 2024 (arXiv 2411.16646; docs/methods/critic_rm.md marks what is reconstructed): one model writes
+# critiques (next-token loss) and scores (prompt, response, critique) with a scalar head (Bradley-Terry), the two
+# losses mixed by a weight that moves from the critiques to the reward over training.
+
+
+def critique_weight(step: int, total_steps: int, start: float, end: float, schedule: str = "linear") -> float:
+    """λ(t), the weight of the critique loss at optimizer step `step` of `total_steps` (the reward loss gets 1 − λ):
+    `start` at the first step to `end` at the last, along a straight line ("linear"), a half cosine ("cosine"), or
+    `start` throughout ("constant")."""
+    if schedule == "constant":
+        return start
+    progress = min(1.0, step / max(1, total_steps - 1))
+    if schedule == "linear":
+        return start + (end - start) * progress
+    if schedule == "cosine":
+        return end + (start - end) * 0.5 * (1 + math.cos(math.pi * progress))
+    raise ValueError(f"unknown critique-weight schedule '{schedule}'")
+
+
+def critic_rm_loss(
+    critique_token_logps: Tensor,
+    chosen_rewards: Tensor,
+    rejected_rewards: Tensor,
+    weight: float,
+    critique_tokens: float | None = None,
+    n_pairs: float | None = None,
+) -> Tensor:
+    """λ·L_critique + (1 − λ)·L_RM, a 0-d tensor.
+
+    L_critique is the mean of −log p over the critique tokens (`critique_token_logps`, every critique of the pairs);
+    L_RM the mean over pairs of −log σ(r(x, y_w, z_w) − r(x, y_l, z_l)), each reward read after its critique.
+    `critique_tokens` and `n_pairs` replace this call's counts (those of a whole optimizer step split in passes).
+    """
+    tokens = critique_token_logps.numel() if critique_tokens is None else critique_tokens
+    pairs = chosen_rewards.numel() if n_pairs is None else n_pairs
+    critique = -critique_token_logps.sum() / max(tokens, 1)
+    reward = bradley_terry_loss(chosen_rewards, rejected_rewards).sum() / max(pairs, 1)
+    return weight * critique + (1 - weight) * reward
 
 
 def sft_loss(token_logps: Tensor, response_mask: Tensor, normalizer: float | None = None) -> Tensor:
