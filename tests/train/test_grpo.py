@@ -206,6 +206,32 @@ def test_several_updates_per_rollout_clip_and_log(tiny_model_dir, tmp_path, monk
     assert any(r["clip_fraction"] > 0 for r in result.metrics)  # later updates move the ratio past a tight clip
 
 
+def test_without_kl_one_update_per_rollout_skips_the_old_and_reference_passes_with_the_same_result(
+    tiny_model_dir, tmp_path, monkeypatch
+):
+    from safetensors.torch import load_file
+
+    from posttrain.judges import base
+    from posttrain.train import cgpo
+
+    monkeypatch.setitem(base.JUDGES, "lower_share", "tests.train.test_grpo:LowerShareReward")
+    overrides = ["train.max_steps=2", "train.lr=0.05", "tasks.instruction_following.optimizer=grpo",
+                 "tasks.instruction_following.reward={type: lower_share}"]  # fmt: skip
+    lean = train_cgpo(run_config(tiny_model_dir, tmp_path / "lean", *overrides), IF_PROMPTS)
+    assert "kl" not in lean.metrics[-1] and "clip_fraction" in lean.metrics[-1]
+    # The same run with both passes forced, as before this optimisation: the same weights after two updates.
+    monkeypatch.setattr(cgpo, "needs_old_pass", lambda task, cfg: True)
+    monkeypatch.setattr(cgpo, "needs_reference", lambda tasks: True)
+    full = train_cgpo(run_config(tiny_model_dir, tmp_path / "full", *overrides), IF_PROMPTS)
+    assert "kl" in full.metrics[-1]
+    assert [r["reward"] for r in lean.metrics] == [r["reward"] for r in full.metrics]
+    a = load_file(lean.model_dir / "model.safetensors")
+    b = load_file(full.model_dir / "model.safetensors")
+    assert max(float((a[k] - b[k]).abs().max()) for k in a) < 1e-5
+    start = load_file(tiny_model_dir / "model.safetensors")
+    assert any(float((a[k] - start[k]).abs().max()) > 1e-4 for k in a)  # the updates did move the weights
+
+
 @pytest.mark.parametrize(
     ("overrides", "message"),
     [

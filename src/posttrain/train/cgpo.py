@@ -270,6 +270,24 @@ def check_config(cfg: CGPOConfig) -> dict[str, CGPOTask]:
     return tasks
 
 
+def needs_reference(tasks: dict[str, CGPOTask]) -> bool:
+    """π_ref costs one model of memory and a forward pass per rollout. CGPO's optimizers use the log-ratio to it
+    (KL-bounded rewards and filters) and a KL term needs it; the GRPO family with kl_coef 0 never reads it (TRL's
+    GRPOTrainer with beta 0 keeps no reference model either), so it is not kept and `kl` is not logged."""
+    return any(t.optimizer in CGPO_OPTIMIZERS or t.kl_coef > 0 for t in tasks.values())
+
+
+def needs_old_pass(task: CGPOTask, cfg: CGPOConfig) -> bool:
+    """Whether π_old's log-probs need a pass of their own at rollout time. With one update per rollout, π_old is
+    the policy being updated: the update's own forward pass, detached, gives them (the ratio is 1 and its gradient
+    the policy gradient, as TRL does with num_iterations 1). They are needed beforehand for several updates per
+    rollout (π_old stays the sampling policy), by CGPO's optimizers, and by a KL penalty in the reward (rloo,
+    reinforce_pp)."""
+    if task.optimizer not in GROUP_OPTIMIZERS or cfg.train.updates_per_rollout > 1:
+        return True
+    return task.optimizer != "grpo" and task.kl_coef > 0
+
+
 def bf16_sampler(cfg: CGPOConfig, reference: Any) -> Any:
     """A bf16 copy of the starting policy to sample from (generation.dtype bfloat16, or auto on a CPU with native
     bf16), or None to sample from the policy itself."""
@@ -491,7 +509,7 @@ class OnlineState:
     """What every step of the online loop works with, set up once by `train_cgpo`."""
 
     model: Any  # the policy being trained
-    reference: Any  # π_ref: the starting policy, frozen
+    reference: Any  # π_ref: the starting policy, frozen; None when no task needs it (`needs_reference`)
     tokenizer: Any
     backend: Any  # samples from the current policy (or its bf16 copy)
     mixture: MixtureOfJudges
@@ -693,9 +711,10 @@ def rollout(task: CGPOTask, batch: list[Prompt], step: int, state: OnlineState, 
     ref_lp = policy_lp.clone()
     old_tokens: list[torch.Tensor | None] = [None] * len(seqs)
     ref_tokens: list[torch.Tensor | None] = [None] * len(seqs)
-    if trainable:
+    if trainable and needs_old_pass(task, cfg):
         for i, t in zip(where, all_token_logps(model, trainable, per_forward, state.pad, cfg), strict=True):
             old_tokens[i], policy_lp[i] = t, t.double().sum()
+    if trainable and state.reference is not None:
         for i, t in zip(where, all_token_logps(state.reference, trainable, per_forward, state.pad, cfg), strict=True):
             ref_tokens[i], ref_lp[i] = t, t.double().sum()
     model.train()
@@ -738,11 +757,12 @@ def prepare_step(
         "truncated": sum(c.finish_reason == "length" for c in r.completions) / max(len(r.completions), 1),
         "calibrated_reward": sum(r.calibrated) / max(len(r.calibrated), 1),
         "reward": sum(r.reward) / max(len(r.reward), 1),
-        "kl": float(r.logratio[~r.logratio.isnan()].mean()) if trained else 0.0,
         "response_length": sum(c.completion_tokens for c in r.completions) / max(len(r.completions), 1),
         "judge_failures": len(r.results) - len(judged),
         "tokens": sum(s.n_targets for s in trained),
     }
+    if not r.logratio.isnan().all():  # the log-ratio to π_ref exists when both passes ran
+        row["kl"] = float(r.logratio[~r.logratio.isnan()].mean())
     for judge in state.mixture.task_judges(name).constraints:
         values = [res.judgments[judge.name].value for res in r.results]
         values = [v for v in values if v != -1]
@@ -777,7 +797,8 @@ def merge_rows(rows: dict[str, dict[str, Any]]) -> dict[str, Any]:
     for task, row in rows.items():
         merged.update({f"{task}/{k}": v for k, v in row.items()})
     for key in ("violation", "calibrated_reward", "kl", "response_length"):
-        merged[key] = sum(r[key] for r in rows.values()) / len(rows)
+        if all(key in r for r in rows.values()):
+            merged[key] = sum(r[key] for r in rows.values()) / len(rows)
     return merged
 
 
@@ -901,8 +922,8 @@ def train_cgpo(
     accel.wait_for_everyone()
 
     # π_ref is the starting policy, frozen; a copy costs one model of memory and keeps the loop free of swaps.
-    reference = copy.deepcopy(model).eval().requires_grad_(False)
-    sampler = bf16_sampler(cfg, reference)
+    reference = copy.deepcopy(model).eval().requires_grad_(False) if needs_reference(tasks) else None
+    sampler = bf16_sampler(cfg, model if reference is None else reference)
     # ā only for CGPO's optimizers (calibrated reward, fallbacks); the GRPO family compares a prompt's K responses.
     calibrated = [prompts[i] for name, idx in by_task.items() if tasks[name].optimizer in CGPO_OPTIMIZERS for i in idx]
     if main:  # sampled once, cached in <out>/baselines.jsonl, which the other processes then read

@@ -62,6 +62,14 @@ def rewards_of(task: CGPOTask, r: Rollout, cfg: CGPOConfig) -> list[float | None
     return out
 
 
+def _flat(per_seq: list[torch.Tensor | None], lengths: torch.Tensor) -> torch.Tensor | None:
+    """The sequences' token log-probs end to end (float64), or None when the rollout did not compute them."""
+    if any(t is None for t in per_seq):
+        return None
+    assert all(len(t) == n for t, n in zip(per_seq, lengths.tolist(), strict=True))  # type: ignore[arg-type]
+    return torch.cat(per_seq).double() if per_seq else torch.zeros(0, dtype=torch.float64)  # type: ignore[arg-type]
+
+
 def group_update(task: CGPOTask, r: Rollout, cfg: CGPOConfig, state: OnlineState) -> Update:
     """The update of one rollout. A process holds whole prompts (groups), so group statistics are local; the
     batch-level ones (token and response counts, REINFORCE++'s mean and variance) are summed over processes."""
@@ -77,24 +85,25 @@ def group_update(task: CGPOTask, r: Rollout, cfg: CGPOConfig, state: OnlineState
         uniform = {b for b, idx in by_prompt.items() if len({rewards[i] for i in idx}) == 1}
         dropped = len(uniform)
         use = [i for i in use if r.prompt_of[i] not in uniform]
-    old = [r.old_token_logps[i] for i in use]
-    ref = [r.ref_token_logps[i] for i in use]
-    assert all(t is not None for t in old) and all(t is not None for t in ref)
-    lengths = torch.tensor([len(t) for t in old], dtype=torch.long)  # type: ignore[arg-type]
+    lengths = torch.tensor([r.seqs[i].n_targets for i in use], dtype=torch.long)  # type: ignore[union-attr]
     reward = torch.tensor([rewards[i] for i in use], dtype=torch.float64)
     groups = torch.tensor([r.prompt_of[i] for i in use], dtype=torch.long)
     token_seq = torch.repeat_interleave(torch.arange(len(use)), lengths)
-    old_flat = torch.cat(old).double() if use else torch.zeros(0, dtype=torch.float64)  # type: ignore[arg-type]
-    ref_flat = torch.cat(ref).double() if use else torch.zeros(0, dtype=torch.float64)  # type: ignore[arg-type]
+    # π_old's and π_ref's token log-probs, when the rollout computed them (`needs_old_pass`, `needs_reference`):
+    # without π_old's, the update's own detached log-probs are π_old; without π_ref's, no KL term reads them.
+    old_flat = _flat([r.old_token_logps[i] for i in use], lengths)
+    ref_flat = _flat([r.ref_token_logps[i] for i in use], lengths)
 
     # Step 2: advantages, one per token.
+    # Both exist whenever a KL term needs them (rloo / reinforce_pp with kl_coef > 0 run both passes).
+    token_kl = old_flat - ref_flat if old_flat is not None and ref_flat is not None else torch.zeros(len(token_seq))
     if task.optimizer == "grpo":
         token_adv = losses.group_advantages(reward, groups, task.scale_advantages)[token_seq]
     elif task.optimizer == "rloo":
-        seq_kl = torch.zeros(len(use), dtype=torch.float64).index_add(0, token_seq, old_flat - ref_flat)
+        seq_kl = torch.zeros(len(use), dtype=torch.float64).index_add(0, token_seq, token_kl.double())
         token_adv = losses.rloo_advantages(reward - task.kl_coef * seq_kl, groups)[token_seq]
     else:
-        returns = losses.reinforce_pp_returns(reward, token_seq, old_flat - ref_flat, task.kl_coef)
+        returns = losses.reinforce_pp_returns(reward, token_seq, token_kl.double(), task.kl_coef)
         total, squares, count = state.reduce_sum(float(returns.sum()), float((returns**2).sum()), len(returns))
         mean = total / max(count, 1)
         token_adv = losses.whiten(returns, mean, max(squares / max(count, 1) - mean**2, 0.0))
@@ -117,9 +126,11 @@ def group_update(task: CGPOTask, r: Rollout, cfg: CGPOConfig, state: OnlineState
     def part_loss(start: int, per_token: torch.Tensor, batch: Batch) -> torch.Tensor:
         first = int(starts[start]) if start < len(use) else 0
         span = slice(first, first + len(per_token))
-        loss, clipped = losses.clipped_policy_loss(per_token, old_flat[span].to(per_token),
-                                                   token_adv[span].to(per_token), task.clip_eps, eps_high)  # fmt: skip
+        old = per_token.detach() if old_flat is None else old_flat[span].to(per_token)
+        loss, clipped = losses.clipped_policy_loss(per_token, old, token_adv[span].to(per_token), task.clip_eps,
+                                                   eps_high)  # fmt: skip
         if kl_in_loss:
+            assert ref_flat is not None  # kl_coef > 0 keeps π_ref (needs_reference)
             loss = loss + kl_in_loss * losses.k3_kl(per_token, ref_flat[span].to(per_token))
         w = token_weight[span].to(per_token)
         seen["tokens"] += int((w > 0).sum())
