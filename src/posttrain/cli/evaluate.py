@@ -113,6 +113,10 @@ def register(app: typer.Typer) -> None:
         console.print(f"wrote {result.results} ({result.new} new, {result.resumed} resumed{errors})", soft_wrap=True)
         console.print(f"wrote {result.metrics_path}", soft_wrap=True)
 
+    from posttrain.cli.halt import register_eval  # `eval halt`: HALT's correctness / completeness
+
+    register_eval(sub)
+
 
 def _evaluate(
     benchmark: str,

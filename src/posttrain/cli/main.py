@@ -59,11 +59,13 @@ def _root(
 
 def _register_stages() -> None:
     from posttrain.cli import evaluate as evaluate_cli
+    from posttrain.cli import halt as halt_cli
     from posttrain.cli import judge as judge_cli
     from posttrain.cli import models as models_cli
     from posttrain.cli import pairs as pairs_cli
     from posttrain.cli import prompts as prompts_cli
     from posttrain.cli import records as records_cli
+    from posttrain.cli import redteam as redteam_cli
     from posttrain.cli import run as run_cli
     from posttrain.cli import sample as sample_cli
     from posttrain.cli import select as select_cli
@@ -81,6 +83,8 @@ def _register_stages() -> None:
     serve_cli.register(app)
     models_cli.register(app)
     select_cli.register(app)
+    redteam_cli.register(app)
+    halt_cli.register(app)
 
 
 _register_stages()

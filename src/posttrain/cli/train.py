@@ -1,4 +1,4 @@
-"""`posttrain train sft|rm|dpo|critic-rm|cgpo|grpo`: training recipes (offline, and the online loop: CGPO or the GRPO family), configured by YAML + `key=value`
+"""`posttrain train sft|rm|dpo|critic-rm|guard|cgpo|grpo`: training recipes (offline, and the online loop: CGPO or the GRPO family), configured by YAML + `key=value`
 overrides."""
 
 from __future__ import annotations
@@ -127,6 +127,32 @@ def register(app: typer.Typer) -> None:
             f"{c['critiques_unparseable']} of {c['critiques']} critiques unparseable; {c['examples']} training rows"
         )
         _report(result, "loss,critique_loss,rm_loss,accuracy")
+
+    @sub.command("guard")
+    def guard(
+        overrides: list[str] = typer.Argument(None, help=OVERRIDES_HELP),
+        config: Path = typer.Option(None, "--config", help="YAML recipe (e.g. recipes/guard.yaml)."),
+        data: Path = typer.Option(None, "--data", help="Labelled conversations (JSONL/Parquet); default: data.path, "
+                                  "else posttrain's seed set."),  # fmt: skip
+    ) -> None:
+        """A Llama Guard 3-format safety classifier (prompt and response classification) fine-tuned from labelled
+        conversations, evaluated on held-out rows through the llama_guard judge, before and after. Judge with it:
+        `type: llama_guard, model: <output_dir>/model`.
+
+        Example: posttrain train guard --config recipes/guard.yaml data.path=guard.jsonl
+        """
+        from posttrain.cli.guard_report import print_guard_result
+        from posttrain.config import load_config
+        from posttrain.safety.records import GuardExample
+        from posttrain.train.data import read_rows_with_lines
+        from posttrain.train.guard import GuardConfig, train_guard
+
+        cfg = load_config(GuardConfig, config, overrides or [])
+        path = str(data) if data is not None else cfg.data.path
+        rows, source = read_rows_with_lines(path, GuardExample) if path else (None, None)
+        result = train_guard(cfg, rows, source)
+        _report(result.train, "loss")
+        print_guard_result(result)
 
     prompts_help = "Prompt records (JSONL/Parquet); default: data.path, else synthetic IF prompts."
 

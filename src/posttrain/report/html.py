@@ -260,6 +260,10 @@ def render_report(summary: dict[str, Any]) -> str:
         parts.append(_eval_section("Held-out verifiable prompts", summary["heldout_eval"]))
     for name, evaluation in (summary.get("benchmarks") or {}).items():
         parts.append(_eval_section(BENCHMARK_TITLES.get(name, name), evaluation))
+    if summary.get("halt"):
+        from posttrain.report.halt import halt_section  # HALT's trade-off table and plot
+
+        parts.append(halt_section(summary["halt"]))
     if summary.get("rounds"):
         parts.append(_rounds_section(summary["rounds"]))
     if summary.get("targets"):

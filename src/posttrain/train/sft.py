@@ -13,7 +13,9 @@ torchtune's convention); under DDP each process normalises by its own token coun
 
 from __future__ import annotations
 
+import collections.abc
 import contextlib
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any, ClassVar
 
@@ -129,14 +131,21 @@ def tokenize_examples(
     return kept, seqs
 
 
+# (examples, tokenizer, data config, source) -> (indices of the examples kept, their sequences)
+Tokenize = Callable[[Any, Any, DataConfig, Source], tuple[list[int], list[Sequence]]]
+
+
 def train_sft(
     cfg: SFTConfig,
-    examples: list[SFTExample],
+    examples: collections.abc.Sequence[Record],
     source: Source | None = None,
     model: Any = None,
     tokenizer: Any = None,
+    tokenize: Tokenize = tokenize_examples,
+    recipe: str = "sft",
 ) -> TrainResult:
-    """Fine-tune on `examples`; returns where the model and metrics are."""
+    """Fine-tune on `examples`; returns where the model and metrics are. `tokenize` renders the examples (the chat
+    template by default; `train/guard.py` renders Llama Guard prompts), `recipe` names the run in its files."""
     from posttrain.models.embedded import load_model_and_tokenizer
 
     check_loop(cfg.train)
@@ -148,7 +157,7 @@ def train_sft(
         model, tokenizer = load_model_and_tokenizer(cfg.model.name, dtype=torch_dtype(cfg.model.dtype))
     tokenizer = load_tokenizer_and_check(cfg.model, model, tokenizer)
     check_supported(model)
-    kept, seqs = tokenize_examples(examples, tokenizer, cfg.data, source)
+    kept, seqs = tokenize(examples, tokenizer, cfg.data, source)
     pad = pad_token_id(tokenizer)
     plan = plan_steps(len(seqs), loop, accel, "examples")
 
@@ -156,7 +165,7 @@ def train_sft(
         [examples[i].id for i in kept], cfg.model.name, cfg.data.__dict__, cfg.lora.__dict__,
         trajectory_settings(loop),
     )  # fmt: skip
-    out = claim_output_dir(loop, fingerprint, "sft", accel)
+    out = claim_output_dir(loop, fingerprint, recipe, accel)
 
     model = apply_lora(model, cfg.lora)
     prepare_for_training(model, loop)
@@ -171,7 +180,7 @@ def train_sft(
     )
     bar = Progress(
         plan.total_steps, step, ["loss", "tokens_per_s"], enabled=loop.progress and accel.is_main_process,
-        title="sft",
+        title=recipe,
     )  # fmt: skip
     speed = Throughput()
     try:
@@ -234,6 +243,6 @@ def train_sft(
         tokens=tokens_seen,
         skipped=len(examples) - len(kept),
     )
-    card = ModelCard("sft", cfg, fingerprint, len(kept), source.path, result)
+    card = ModelCard(recipe, cfg, fingerprint, len(kept), source.path, result)
     save_on_main(accel, lm, tokenizer, out, cfg.lora, card)
     return result
