@@ -44,6 +44,10 @@ def _imports_while(args: list[str]) -> dict:
         ["records", "validate", "--help"],
         ["train", "dpo", "--help"],
         ["run", "--help"],
+        ["halt", "--help"],
+        ["redteam", "--help"],
+        ["train", "guard", "--help"],
+        ["train", "critic-rm", "--help"],
     ],
 )
 def test_help_imports_no_heavy_library(args: list[str]) -> None:
