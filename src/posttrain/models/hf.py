@@ -77,7 +77,11 @@ class HFBackend:
         return list(self.tokenizer(text, add_special_tokens=False).input_ids)
 
     # -- generation ----------------------------------------------------------------------------------------
-    def generate(self, prompts: list[Any], n: int, params: SamplingParams) -> list[list[Completion]]:
+    def generate(
+        self, prompts: list[Any], n: int, params: SamplingParams, seeds: list[int | None] | None = None
+    ) -> list[list[Completion]]:
+        """`seeds`: a base seed per prompt in place of `params.seed`, so that requests which each carry their own
+        seed can share one batch (`posttrain serve`) and still sample exactly what they would alone."""
         if n < 1:
             raise ValueError(f"n must be >= 1, got {n}")
         encoded = [self.encode(p) for p in prompts]
@@ -88,8 +92,9 @@ class HFBackend:
                     f"prompt {i} ({as_messages(prompts[i])[-1]['content'][:60]!r}…) has {len(tokens)} tokens: with "
                     f"max_new_tokens={params.max_new_tokens} it exceeds the model's context of {context}"
                 )
+        bases = [params.seed] * len(prompts) if seeds is None else seeds
         rows = [
-            (i, j, encoded[i], sample_seed(params.seed, prompts[i], j))
+            (i, j, encoded[i], sample_seed(bases[i], prompts[i], j))
             for i in range(len(prompts))
             for j in range(n)
         ]

@@ -27,6 +27,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any, Literal
 
+from posttrain.distributed.cluster import RaySection
 from posttrain.errors import InputError
 from posttrain.evals.greedy import EvalSection
 from posttrain.pairs.mcts import MCTSConfig
@@ -97,6 +98,9 @@ class RunConfig:
     sft: SFTConfig = field(default_factory=SFTConfig)
     train: DPOConfig = field(default_factory=DPOConfig)  # the DPO config (recipes/dpo.yaml documents every key)
     eval: EvalSection = field(default_factory=EvalSection)
+    # local: every stage in this process | ray: the sample and judge stages on a Ray cluster (same records)
+    executor: Literal["local", "ray"] = "local"
+    ray: RaySection = field(default_factory=RaySection)
 
     @property
     def run_dir(self) -> Path:
@@ -115,6 +119,7 @@ class RunConfig:
         if self.prompts.n_train < 1 or self.prompts.n_heldout < 1:
             raise InputError("prompts.n_train and prompts.n_heldout must be at least 1")
         self.eval.check()
+        self.ray.check()
 
 
 # ------------------------------------------------------------------------------------------------- stages
@@ -153,20 +158,34 @@ def sample_train(cfg: RunConfig, run_dir: Path, round_index: int, out: Path) -> 
 
     prompts = round_prompts(cfg, run_dir, round_index)
     model = round_model(cfg, run_dir, round_index)
-    backend = load_backend(model, threads=cfg.threads, dtype=cfg.sample.dtype)
     s = cfg.sample
     params = SamplingParams(max_new_tokens=s.max_new_tokens, temperature=s.temperature, top_p=s.top_p, seed=cfg.seed)
-    with generation_progress(out.as_posix().removeprefix(run_dir.as_posix() + "/"), len(prompts)) as bar:
+    label = out.as_posix().removeprefix(run_dir.as_posix() + "/")
+    if cfg.executor == "ray":  # the model loads in each actor, not here
+        from posttrain.distributed.sampling import sample_prompts_on_ray
+
+        with generation_progress(label, len(prompts)) as bar:
+            sample_prompts_on_ray(model, prompts, out / "samples.jsonl", s.n, params, s.batch_prompts, cfg.ray,
+                                  s.dtype, bar.advance)  # fmt: skip
+        return
+    backend = load_backend(model, threads=cfg.threads, dtype=s.dtype)
+    with generation_progress(label, len(prompts)) as bar:
         sample_prompts(backend, prompts, out / "samples.jsonl", s.n, params, model, s.batch_prompts, bar.advance)
 
 
 def judge_samples(cfg: RunConfig, run_dir: Path, round_dir: str, out: Path) -> None:
-    """The same stage as `posttrain judge --judges ifeval` (checked inputs, resumable, worker processes)."""
+    """The same stage as `posttrain judge --judges ifeval` (checked inputs, resumable, worker processes or Ray)."""
     from posttrain.judges.runner import JudgeRunConfig, judge_files
 
     judges = JudgeRunConfig(judges={"ifeval": {"mode": cfg.judge.mode}})
-    judge_files(run_dir / round_dir / "sample" / "samples.jsonl", run_dir / "prompts" / "train.jsonl",
-                out / "verdicts.jsonl", judges)  # fmt: skip
+    samples, prompts = run_dir / round_dir / "sample" / "samples.jsonl", run_dir / "prompts" / "train.jsonl"
+    files = (samples, prompts, out / "verdicts.jsonl")
+    if cfg.executor == "ray":
+        from posttrain.distributed.judging import judge_files_on_ray
+
+        judge_files_on_ray(*files, judges, cfg.ray)
+    else:
+        judge_files(*files, judges)
 
 
 def build_pairs(cfg: RunConfig, run_dir: Path, round_dir: str, round_index: int, out: Path) -> None:
