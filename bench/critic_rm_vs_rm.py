@@ -84,7 +84,7 @@ class ScriptedCritic:
         return out
 
     def logprobs(self, prompt: Any, completion: str) -> list[float]:
-        raise NotImplementedError
+        raise NotImplementedError("a scripted generator: it only writes text, it scores nothing")
 
 
 def smoke_setup(folder: Path) -> tuple[str, list[Pair]]:

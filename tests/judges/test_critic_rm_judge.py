@@ -31,7 +31,7 @@ class FixedCritic:
         return out
 
     def logprobs(self, prompt: Any, completion: str) -> list[float]:
-        raise NotImplementedError
+        raise NotImplementedError("a scripted generator: it only writes text, it scores nothing")
 
 
 @pytest.fixture

@@ -60,7 +60,7 @@ class EchoBackend:
         return [[Completion(f"{t[::-1]}#{j}", 3, 2, "stop") for j in range(n)] for t in texts]
 
     def logprobs(self, prompt: Any, completion: str) -> list[float]:
-        raise NotImplementedError
+        raise NotImplementedError("a scripted generator: it only writes text, it scores nothing")
 
 
 def _post_all(url: str, bodies: list[dict[str, Any]]) -> list[httpx.Response]:

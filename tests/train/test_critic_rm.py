@@ -62,7 +62,7 @@ class ScriptedCritic:
         return out
 
     def logprobs(self, prompt: Any, completion: str) -> list[float]:
-        raise NotImplementedError
+        raise NotImplementedError("a scripted generator: it only writes text, it scores nothing")
 
 
 def pairs(n: int) -> list[Pair]:

@@ -81,7 +81,7 @@ class LoopConfig:
     keep_checkpoints: int = 2
     resume: bool = True
     # bf16: matmuls under bf16 autocast (fp32 weights and optimizer state). auto: bf16 on a GPU that supports it
-    # and on CPUs that compute bf16 natively (AVX512-BF16/AMX: SFT steps 1.24x faster, bench/train_profile.py),
+    # and on CPUs that compute bf16 natively (AVX512-BF16/AMX: SFT steps 1.5x faster with packed passes, bench/train_profile.py),
     # else no.
     mixed_precision: Literal["no", "bf16", "auto"] = "no"
     threads: int | None = None  # torch intra-op threads
