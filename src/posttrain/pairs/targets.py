@@ -17,11 +17,12 @@ repaired for the rest. The SFT row then carries the relabeled prompt (`relabeled
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 from posttrain.constraints import check_all
+from posttrain.pairs.quality import flaw
 from posttrain.pairs.relabel import relabel as relabel_prompt
 from posttrain.pairs.repair import cut_repetition, repair
 from posttrain.records import Prompt, Sample
@@ -34,6 +35,7 @@ class TargetStats:
     repaired: int = 0  # targets that are a repaired sample
     relabeled: int = 0  # targets whose prompt was relabeled (as written or repaired)
     without_target: int = 0
+    flawed: dict[str, int] = field(default_factory=dict)  # candidates dropped by `pairs.quality.flaw`, by reason
     by_constraint: dict[str, dict[str, int]] = field(default_factory=dict)  # id -> {"prompts", "targets"}
 
     def as_dict(self) -> dict[str, Any]:
@@ -50,32 +52,32 @@ def satisfies(sample: Sample, prompt: Prompt) -> bool:
     )
 
 
-def target_for(
+def candidates(
     prompt: Prompt, group: list[Sample], use_repair: bool, seed: int, relabel: bool = False
-) -> tuple[str, str, Sample, Prompt] | None:
+) -> Iterator[tuple[str, str, Sample, Prompt]]:
     """(target text, "sampled" | "relabeled" | "repaired", the sample it came from, the prompt it answers) for
-    one prompt's samples, or None."""
+    one prompt's samples, best first: samples as written, then relabeled or repaired ones."""
     ordered = sorted(group, key=lambda s: s.index)
     for sample in ordered:
         if satisfies(sample, prompt):
-            return sample.completion, "sampled", sample, prompt
+            yield sample.completion, "sampled", sample, prompt
     if not use_repair and not relabel:
-        return None
+        return
     for sample in ordered:
         truncated = sample.finish_reason == "length"
         asked = prompt
         if relabel:
             asked = relabel_prompt(prompt, cut_repetition(sample.completion, truncated), seed) or prompt
             if asked is not prompt and satisfies(sample, asked):
-                return sample.completion, "relabeled", sample, asked
+                yield sample.completion, "relabeled", sample, asked
+                continue
         if not use_repair:
             continue
         others = [o.completion for o in ordered if o.id != sample.id]
         fixed = repair(sample.completion, asked.instruction_id_list, asked.kwargs, truncated, others,
                        seed=seed + sample.index, add_keywords=not relabel)  # fmt: skip
         if fixed is not None:
-            return fixed, "repaired", sample, asked
-    return None
+            yield fixed, "repaired", sample, asked
 
 
 def sft_targets(
@@ -84,8 +86,10 @@ def sft_targets(
     use_repair: bool = True,
     seed: int = 0,
     relabel: bool = False,
+    drop_flawed: bool = False,
 ) -> tuple[list[dict[str, Any]], TargetStats]:
-    """SFT rows (`prompt`, `completion`, provenance) for every prompt that has a verified target."""
+    """SFT rows (`prompt`, `completion`, provenance) for every prompt that has a verified target; with
+    `drop_flawed`, the best candidate that `pairs.quality.flaw` does not reject."""
     by_prompt: dict[str, list[Sample]] = {}
     for sample in samples:
         by_prompt.setdefault(sample.prompt_id, []).append(sample)
@@ -93,7 +97,13 @@ def sft_targets(
     for prompt_id, group in by_prompt.items():
         prompt = prompts[prompt_id]
         stats.prompts += 1
-        found = target_for(prompt, group, use_repair, seed, relabel)
+        found, task = None, (prompt.model_extra or {}).get("base_task")
+        for candidate in candidates(prompt, group, use_repair, seed, relabel):
+            reason = flaw(candidate[0], candidate[3], task) if drop_flawed else None
+            if reason is None:
+                found = candidate
+                break
+            stats.flawed[reason] = stats.flawed.get(reason, 0) + 1
         for cid in prompt.instruction_id_list:
             entry = stats.by_constraint.setdefault(cid, {"prompts": 0, "targets": 0})
             entry["prompts"] += 1

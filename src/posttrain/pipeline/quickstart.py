@@ -78,6 +78,9 @@ class TargetsSection:
     # A sample that misses an "at least" keyword/count constraint: re-phrase the prompt with what the answer says
     # (pairs/relabel.py) instead of appending template sentences to the answer.
     relabel: bool = False
+    # Drop targets that meet the constraints but not the request (persona talk, restated instructions, a few
+    # words where nothing asks for brevity): pairs/quality.py.
+    drop_flawed: bool = False
 
 
 @dataclass
@@ -226,7 +229,9 @@ def build_targets(cfg: RunConfig, run_dir: Path, round_dir: str, out: Path) -> N
 
     prompts = {p.id: p for p in read_records(run_dir / "prompts" / "train.jsonl", Prompt)}
     samples = read_records(run_dir / round_dir / "sample" / "samples.jsonl", Sample)
-    rows, stats = sft_targets(samples, prompts, cfg.targets.repair, cfg.seed, cfg.targets.relabel)
+    rows, stats = sft_targets(
+        samples, prompts, cfg.targets.repair, cfg.seed, cfg.targets.relabel, cfg.targets.drop_flawed
+    )
     atomic_write_text(out / "targets.jsonl", "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
     atomic_write_text(out / "stats.json", json.dumps(stats.as_dict(), indent=2))
 
