@@ -11,7 +11,10 @@ target in eight was one of these:
   example ("<<a day at sea>>", "This is point 1"), which break no constraint: those stay;
 - **restates_task**: half or more of the answer's 4-grams are copied from the task itself;
 - **too_short**: under 12 words while no constraint asks for a short answer.
-Learning from them teaches the model to echo instructions and stop early, and an IFEval prompt fails both ways.
+The intent: learning from them teaches the model to echo instructions and stop early. Measured, dropping them
+lowered the IFEval recipe's scores on seed 1 (prompt strict 28.3% -> 26.9%, dev split 30.4% -> 25.2%;
+docs/benchmarks.md, E5): with 13% fewer rows the model learned the asked-for forms less. `targets.drop_flawed` is off
+by default and in the recipe.
 """
 
 from __future__ import annotations
