@@ -19,7 +19,8 @@ PROBE_SECONDS = 5.0  # ray.init retries an unreachable address for a minute; a T
 
 @dataclass
 class RaySection:
-    """`executor: ray` settings of `posttrain run` (the stages' outputs do not depend on any of them)."""
+    """`executor: ray` settings of `posttrain run`, and `generation.ray` of the online loop (`generation.engine: ray`,
+    where judge_batch is not used); the outputs depend on none of them."""
 
     address: str | None = None  # host:port of a running cluster, ray://host:10001, or "auto"; None: RAY_ADDRESS
     cpus_per_actor: int = 1  # CPU cores per sampling actor (its torch threads); the sample stage's resource ask
@@ -28,20 +29,21 @@ class RaySection:
     judge_batch: int = 256  # samples per rule-judge task: Ray's per-task overhead (~ms) amortised over a batch
     max_retries: int = 3  # a batch whose worker died is retried this many times (restarting the actor)
 
-    def check(self) -> None:
+    def check(self, prefix: str = "ray.") -> None:
+        """`prefix`: where the section sits in the config, for the messages (`generation.ray.` in the online loop)."""
         if self.cpus_per_actor < 1 or self.gpus_per_actor < 0:
-            raise InputError("ray.cpus_per_actor must be at least 1 and ray.gpus_per_actor at least 0")
+            raise InputError(f"{prefix}cpus_per_actor must be at least 1 and {prefix}gpus_per_actor at least 0")
         if self.actors is not None and self.actors < 1:
-            raise InputError(f"ray.actors must be at least 1, got {self.actors}")
+            raise InputError(f"{prefix}actors must be at least 1, got {self.actors}")
         if self.judge_batch < 1 or self.max_retries < 0:
-            raise InputError("ray.judge_batch must be at least 1 and ray.max_retries at least 0")
+            raise InputError(f"{prefix}judge_batch must be at least 1 and {prefix}max_retries at least 0")
 
 
-def require_ray() -> Any:
+def require_ray(what: str = "executor=ray") -> Any:
     try:
         import ray
     except ImportError:
-        raise InputError("executor=ray needs Ray: pip install 'posttrain[ray]'") from None
+        raise InputError(f"{what} needs Ray: pip install 'posttrain[ray]'") from None
     return ray
 
 

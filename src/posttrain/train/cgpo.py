@@ -51,6 +51,7 @@ from typing import Any, Literal
 import torch
 
 from posttrain.config import build
+from posttrain.distributed.cluster import RaySection
 from posttrain.errors import InputError
 from posttrain.evals.greedy import EvalSection
 from posttrain.judges.base import Judge, get_judge, make_items
@@ -103,6 +104,7 @@ from posttrain.train.runtime import (
 
 CGPO_OPTIMIZERS = ("crpg", "codpo", "crraft")
 GROUP_OPTIMIZERS = ("grpo", "rloo", "reinforce_pp")  # train/grpo.py
+ENGINES_WITH_OWN_WEIGHTS = ("vllm", "ray")  # generation engines that get the policy's weights after every update
 
 
 @dataclass
@@ -159,8 +161,11 @@ class GenerationConfig:
     dtype: Literal["float32", "bfloat16", "auto"] = "float32"
     # hf: the in-process transformers backend above. vllm: an in-process vLLM engine (GPU; `posttrain[vllm]`) that
     # gets the policy's weights after every update; `vllm` holds its engine arguments (e.g. gpu_memory_utilization).
-    engine: Literal["hf", "vllm"] = "hf"
+    # ray: a pool of Ray actors, each an HF backend of the policy (`posttrain[ray]`; distributed/generation.py),
+    # that get the weights after every update; `ray` holds the cluster settings (address, cpus_per_actor, ...).
+    engine: Literal["hf", "vllm", "ray"] = "hf"
     vllm: dict[str, Any] = field(default_factory=dict)
+    ray: RaySection = field(default_factory=RaySection)
 
 
 @dataclass
@@ -258,6 +263,14 @@ def check_config(cfg: CGPOConfig) -> dict[str, CGPOTask]:
         from posttrain.models.vllm import _import_vllm
 
         _import_vllm()  # the install hint, before any model is loaded
+    if cfg.generation.engine == "ray":
+        from posttrain.distributed.cluster import require_ray
+        from posttrain.distributed.generation import check_section
+
+        if cfg.lora.enabled:
+            raise InputError("generation.engine=ray takes the full weights after every update; LoRA is not supported")
+        require_ray("generation.engine=ray")  # the install hint, before any model is loaded
+        check_section(cfg.generation.ray)
     tasks = parse_tasks(cfg)
     if cfg.train.updates_per_rollout < 1:
         raise InputError(f"train.updates_per_rollout must be at least 1, got {cfg.train.updates_per_rollout}")
@@ -904,8 +917,10 @@ def train_cgpo(
     by_task = partition(prompts, tasks, mixture, tokenizer, cfg, source)
 
     used = [prompts[i] for idx in by_task.values() for i in idx]
+    # Where the Ray engine runs (generation.ray) does not change what it samples: not part of the run's identity.
+    generation = {k: v for k, v in asdict(cfg.generation).items() if k != "ray"}
     fingerprint = run_fingerprint(
-        [p.id for p in used], cfg.model.name, asdict(cfg.data), asdict(cfg.lora), asdict(cfg.generation),
+        [p.id for p in used], cfg.model.name, asdict(cfg.data), asdict(cfg.lora), generation,
         asdict(cfg.baseline), {n: asdict(t) for n, t in tasks.items()},
         trajectory_settings(loop),
     )  # fmt: skip
@@ -933,13 +948,18 @@ def train_cgpo(
         baselines = reference_baselines(cfg, calibrated, sampler or reference, tokenizer, out)
     model = apply_lora(model, cfg.lora)
     prepare_for_training(model, loop)
-    # The policy itself, its bf16 copy or a vLLM engine (both synced after every update): every step samples the
-    # current weights.
+    # The policy itself, its bf16 copy, a vLLM engine or Ray actors (the last three synced after every update):
+    # every step samples the current weights.
     backend: Any
     if cfg.generation.engine == "vllm":
         from posttrain.models.vllm import VLLMBackend
 
         backend = VLLMBackend(cfg.model.name, **cfg.generation.vllm)
+    elif cfg.generation.engine == "ray":
+        from posttrain.distributed.generation import RayGenerationBackend
+
+        gen = cfg.generation
+        backend = RayGenerationBackend(model, tokenizer, gen.ray, gen.batch_size, gen.dtype)
     else:
         backend = HFBackend(
             cfg.model.name, loop.threads, cfg.generation.batch_size, model_and_tokenizer=(sampler or model, tokenizer)
@@ -958,7 +978,8 @@ def train_cgpo(
         step, tokens_seen = int(position["step"]), int(position.get("tokens", 0))
     if sampler is not None:
         sampler.load_state_dict(model.state_dict())
-    if cfg.generation.engine == "vllm" and step > 0:  # resumed: the engine still holds the starting weights
+    synced = cfg.generation.engine in ENGINES_WITH_OWN_WEIGHTS
+    if synced and step > 0:  # resumed: the engine still holds the starting weights
         backend.load_weights(model.named_parameters())
     sampled_eval = synthetic and cfg.evaluate and cfg.heldout_k > 0
     if main and sampled_eval and step == 0 and not (out / "heldout_sampled_before.json").exists():  # π_ref only
@@ -1006,7 +1027,7 @@ def train_cgpo(
             rows = {name: {**row, "loss": task_loss[name], **update.stats} for name, (update, row) in prepared.items()}
             if sampler is not None:
                 sampler.load_state_dict(model.state_dict())  # casts to bf16
-            if cfg.generation.engine == "vllm":
+            if synced:
                 backend.load_weights(model.named_parameters())
             step += 1
             row = over_processes(merge_rows(rows), state)
@@ -1028,6 +1049,8 @@ def train_cgpo(
     model.eval()
     if main and sampled_eval:
         heldout_violation(backend, mixture, cfg, out, "after")
+    if cfg.generation.engine == "ray":
+        backend.close()  # the actors' memory and cores go back before the final save and evaluation
     result = TrainResult(
         output_dir=out,
         model_dir=out / "model",

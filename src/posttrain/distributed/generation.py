@@ -1,0 +1,215 @@
+"""The online loop's generation on Ray (`generation.engine: ray` in `posttrain train cgpo|grpo`): a pool of actors,
+each holding an HF backend of the policy's architecture, sampling contiguous shares of every rollout and loading
+the policy's weights after every update.
+
+    backend = RayGenerationBackend(policy, tokenizer, cfg.generation.ray, batch_size=16, dtype="float32")
+    rows = backend.generate(prompts, k, params)      # the in-process HFBackend's rows, in prompt order
+    backend.load_weights(policy.named_parameters())  # after every update
+
+Why the samples are the in-process backend's: each actor runs `HFBackend`, which seeds every (prompt, sample index)
+on its own (`sample_seed`), so a response depends neither on the batch it shares nor on the actor it runs on; the
+prompts go out in contiguous shares and come back in prompt order. So for seeded or greedy sampling the number of
+actors does not change the rollout (given the same torch threads: float sums can round differently across thread
+counts, as for the sample stage).
+
+Why the weights come from the driver and not from disk: the driver holds the policy being trained; the actors
+build the architecture from its config (random weights, overwritten at once) and copy in what `load_weights`
+sends. A worker node needs posttrain and Ray, not the model, and the actors always sample exactly the driver's
+weights, whatever `model.name` was (or a model passed to `train_cgpo` in memory).
+
+What was run: a local cluster on one machine (tests/distributed/test_ray_online.py). Not run: several nodes. Not
+built: GPU actors (the HF backend decodes on CPU, so `gpus_per_actor` is refused) and a weight sync by NCCL
+broadcast; here the weights travel through Ray's object store.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from posttrain.distributed.cluster import RaySection, actor_count, connect, probe, resolve_address
+from posttrain.distributed.sampling import release
+from posttrain.distributed.work import result_of
+from posttrain.errors import InputError
+from posttrain.models.backend import Completion, SamplingParams, as_messages
+
+
+def check_section(section: RaySection) -> None:
+    """The `generation.ray` settings, checked before any model is loaded: values, a GPU ask, the address."""
+    section.check(prefix="generation.ray.")
+    if section.gpus_per_actor:
+        raise InputError(
+            "generation.ray.gpus_per_actor: the actors decode with the HF backend, on CPU (GPU decoding in them is "
+            "not built); leave it 0"
+        )
+    address = resolve_address(section.address)
+    if address and address not in ("auto", "local"):
+        probe(address)  # a typo'd address fails in seconds, not after the model and the baselines are loaded
+
+
+def weights_checksum(named_parameters: Iterable[tuple[str, torch.Tensor]]) -> str:
+    """sha256 over the parameters' names and bytes, in order: equal only for bit-identical weights."""
+    digest = hashlib.sha256()
+    for name, tensor in named_parameters:
+        digest.update(name.encode())
+        digest.update(str(tensor.dtype).encode())
+        digest.update(tensor.detach().cpu().contiguous().view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
+
+
+@dataclass
+class Policy:
+    """What an actor needs to build a model like the policy: everything but the weights (which follow)."""
+
+    model_class: type  # e.g. LlamaForCausalLM
+    config: Any
+    generation_config: Any  # its EOS ids end a response, as the policy's own do
+    tokenizer: Any
+    dtype: torch.dtype  # the policy's
+
+
+class GeneratorActor:
+    """One HF backend in one Ray worker process (made a Ray actor class by `RayGenerationBackend`).
+
+    Its constructor takes no model: every call carries the version number of the driver's current weights and,
+    wrapped in a list so that Ray passes the references instead of fetching the objects, the ObjectRefs of the
+    `Policy` and of the weights. An actor without a model, or with older weights, fetches them first. That is what
+    keeps a restarted actor correct: Ray reruns the constructor of an actor that died (`max_restarts`) and retries
+    the call (`max_task_retries`) on it, and the call brings the current weights along."""
+
+    def __init__(self, dtype: str, threads: int, batch_size: int) -> None:
+        torch.set_num_threads(threads)
+        self.dtype, self.threads, self.batch_size = dtype, threads, batch_size
+        self.backend: Any = None  # an HFBackend once the first call arrives
+        self.version = -1
+
+    def generate(
+        self, prompts: list[Any], n: int, params: SamplingParams, version: int, refs: list[Any]
+    ) -> list[list[Completion]]:
+        self.load_weights(version, refs)
+        return self.backend.generate(prompts, n, params)
+
+    def logprobs(self, prompt: Any, completion: str, version: int, refs: list[Any]) -> list[float]:
+        self.load_weights(version, refs)
+        return self.backend.logprobs(prompt, completion)
+
+    def load_weights(self, version: int, refs: list[Any]) -> None:
+        """Bring this actor to weights `version`; `refs`: [the Policy's ObjectRef, the weights' ObjectRef]."""
+        import ray
+
+        if self.backend is None:
+            self.backend = self._build(ray.get(refs[0]))
+        if version == self.version:
+            return
+        state: dict[str, torch.Tensor] = ray.get(refs[1])
+        params = dict(self.backend.model.named_parameters())
+        if state.keys() != params.keys():
+            missing, extra = sorted(params.keys() - state.keys()), sorted(state.keys() - params.keys())
+            raise RuntimeError(f"the weights sent do not fit the actor's model: missing {missing[:3]}, extra {extra[:3]}")
+        with torch.no_grad():
+            for name, param in params.items():
+                param.copy_(state[name])  # casts to bf16 where the actor samples in bf16
+        self.version = version
+
+    def _build(self, policy: Policy) -> Any:
+        from posttrain.models.hf import HFBackend, resolve_dtype
+
+        # As the in-process loop decides (`cgpo.bf16_sampler`): bf16 when generation.dtype resolves to it (for
+        # `auto`, on this actor's own CPU), otherwise the policy's dtype.
+        dtype = torch.bfloat16 if resolve_dtype(self.dtype) == torch.bfloat16 else policy.dtype
+        model = policy.model_class(policy.config).to(dtype).eval().requires_grad_(False)  # random until loaded
+        model.generation_config = policy.generation_config
+        return HFBackend("policy", self.threads, self.batch_size, model_and_tokenizer=(model, policy.tokenizer))
+
+    def checksum(self) -> str:
+        return weights_checksum(self.backend.model.named_parameters())
+
+
+def shares(count: int, parts: int) -> list[range]:
+    """`count` items in `parts` contiguous ranges whose sizes differ by at most one (the first ones larger)."""
+    size, extra = divmod(count, parts)
+    bounds = [i * size + min(i, extra) for i in range(parts + 1)]
+    return [range(bounds[i], bounds[i + 1]) for i in range(parts)]
+
+
+class RayGenerationBackend:
+    """The online loop's backend on a pool of `GeneratorActor`s; `generate` and `logprobs` as `HFBackend`'s."""
+
+    name = "policy"
+
+    def __init__(self, model: Any, tokenizer: Any, section: RaySection, batch_size: int, dtype: str) -> None:
+        import ray
+        import torch.distributed as dist
+
+        if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+            # Every process would start a pool of its own on the same cores or cluster.
+            raise InputError("generation.engine=ray drives the actors from one training process; launch one")
+        check_section(section)
+        self.owns_cluster = connect(section.address)
+        actor_class = ray.remote(GeneratorActor).options(
+            num_cpus=section.cpus_per_actor,  # its torch threads
+            max_restarts=section.max_retries,
+            max_task_retries=section.max_retries,
+        )
+        self.actors: list[Any] = [  # Ray actor handles
+            actor_class.remote(dtype, section.cpus_per_actor, batch_size) for _ in range(actor_count(section))
+        ]
+        # In the object store once, however many actors read it; the driver's references keep these objects there
+        # for as long as an actor may need them again (after a restart).
+        policy = Policy(type(model), model.config, model.generation_config, tokenizer, model.dtype)
+        self.refs: list[Any] = [ray.put(policy), None]  # ObjectRefs: the Policy, the current weights
+        self.version = 0
+        self.load_weights(model.named_parameters())
+
+    def load_weights(self, named_parameters: Iterable[tuple[str, torch.Tensor]]) -> None:
+        """Every actor gets these weights (the online loop calls this after every update). They go into the
+        object store once (`ray.put`), and each actor reads them from there: one copy per node, not one per actor
+        call. Returns when every actor holds them, so the next rollout samples them."""
+        import ray
+
+        state = {name: param.detach().cpu() for name, param in named_parameters}
+        self.version += 1
+        self.refs = [self.refs[0], ray.put(state)]  # the previous weights leave the store once no actor reads them
+        loads = [actor.load_weights.remote(self.version, self.refs) for actor in self.actors]
+        for number, ref in enumerate(loads):
+            result_of(ref, f"loading the policy's weights (version {self.version}) into generation actor {number}")
+
+    def generate(self, prompts: list[Any], n: int, params: SamplingParams) -> list[list[Completion]]:
+        running = [
+            (part, actor.generate.remote([prompts[i] for i in part], n, params, self.version, self.refs))
+            for actor, part in zip(self.actors, shares(len(prompts), len(self.actors)), strict=True)
+            if part
+        ]
+        rows: list[list[Completion]] = []
+        for part, ref in running:  # in share order: the rows come back in prompt order
+            rows += result_of(ref, describe(prompts, part, n))
+        return rows
+
+    def logprobs(self, prompt: Any, completion: str) -> list[float]:
+        ref = self.actors[0].logprobs.remote(prompt, completion, self.version, self.refs)
+        return list(result_of(ref, f"scoring a completion of {as_messages(prompt)[-1]['content'][:50]!r}"))
+
+    def checksums(self) -> list[str]:
+        """Each actor's `weights_checksum`: equal across actors (and to the policy's, in the sampling dtype) once
+        the weights are synced."""
+        return [result_of(actor.checksum.remote(), f"the weights checksum of generation actor {number}")
+                for number, actor in enumerate(self.actors)]  # fmt: skip
+
+    def close(self) -> None:
+        """End the actors (each holds a model's memory and its cores) and a local cluster this backend started."""
+        import ray
+
+        release(self.actors)
+        self.actors, self.refs = [], []
+        if self.owns_cluster:
+            ray.shutdown()
+
+
+def describe(prompts: list[Any], part: range, n: int) -> str:
+    """The batch a failed call was working on, for the error message."""
+    first = as_messages(prompts[part.start])[-1]["content"][:50]
+    return f"generating {n} response{'s' if n != 1 else ''} for prompts {part.start + 1}-{part.stop} of {len(prompts)} (first: {first!r})"
