@@ -4,7 +4,6 @@ GRPO run against the same run with the in-process engine, and bad configs refuse
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -34,17 +33,6 @@ PROMPTS = [
 ]  # five prompts over two actors: shares of 3 and 2
 GREEDY = SamplingParams(max_new_tokens=8, temperature=0.0, seed=None)
 SAMPLED = SamplingParams(max_new_tokens=8, temperature=1.0, top_p=0.95, seed=11)
-
-
-@pytest.fixture(scope="module")
-def cluster() -> Iterator[None]:
-    os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))
-    os.environ.setdefault("OMP_NUM_THREADS", "1")
-    # A worker that imports torch on a busy 2-core machine can take over Ray's default 60 s to register.
-    os.environ.setdefault("RAY_worker_register_timeout_seconds", "600")
-    ray.init(num_cpus=2, include_dashboard=False, configure_logging=False, log_to_driver=False)
-    yield
-    ray.shutdown()
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,6 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -33,18 +32,6 @@ REPO = Path(__file__).resolve().parents[2]
 RECIPE = REPO / "recipes" / "quickstart.yaml"
 PARAMS = SamplingParams(max_new_tokens=6, temperature=0.9, top_p=0.95, seed=3)
 N, BATCH = 2, 2
-
-
-@pytest.fixture(scope="module")
-def cluster() -> Iterator[None]:
-    # Workers import this module (the crash-injecting backend below) and torch with one thread each.
-    os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))
-    os.environ.setdefault("OMP_NUM_THREADS", "1")
-    # A worker that imports torch on a busy 2-core machine can take over Ray's default 60 s to register.
-    os.environ.setdefault("RAY_worker_register_timeout_seconds", "600")
-    ray.init(num_cpus=2, include_dashboard=False, configure_logging=False, log_to_driver=False)
-    yield
-    ray.shutdown()
 
 
 @pytest.fixture(scope="module")
