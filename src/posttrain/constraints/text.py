@@ -17,8 +17,8 @@ import re
 from collections import defaultdict
 from typing import Any
 
-from nltk.tokenize import RegexpTokenizer
 from nltk.tokenize.punkt import PunktParameters
+from nltk.tokenize.regexp import RegexpTokenizer
 
 from posttrain.constraints import uppercase_words
 from posttrain.constraints.language import detect_language  # noqa: F401  (a text measure like the others)
