@@ -2,12 +2,17 @@
 
     python bench/train_profile.py                        # fp32 and bf16, 1 and 8 examples per forward pass
     python bench/train_profile.py --dtype bfloat16 --examples-per-forward 8 --steps 4
+    python bench/train_profile.py --dtype bfloat16 --examples-per-forward 8 --attention sdpa packed
     nice -n 19 python bench/train_profile.py --smoke     # a tiny model, to check the script runs
 
 A step is what `train/sft.py` runs, built from the same pieces (`collate`, `TokenLogps`, `sft_loss`, AdamW from
 `make_optimizer`, gradient clipping): micro-batches of 8 examples drawn from the synthetic SFT rows below (responses
 of ~60-140 tokens, the length of `recipes/ifeval_sft.yaml`'s targets). Each configuration first runs --steps
 steps unprofiled (tokens/s is taken from these) and then the same number under the profiler.
+
+`--attention`: `packed` is posttrain's packed-row attention (`train/packed_attention.py`, the default of every
+training loop), `sdpa` transformers' SDPA with its block-diagonal mask over the packed row (the peer); with both,
+each configuration runs with each, in this order, on the same model, and the ratio of their tokens/s is printed.
 
 The table splits self CPU time by phase (forward, backward: ops under autograd's engine, optimizer: ops under
 `Optimizer.step`) and by kind of op (matmul, attention, elementwise/norm/activation, copies and layout, the rest),
@@ -93,14 +98,19 @@ def peak_fp32_gflops(threads: int) -> float | None:
     return threads * 2 * 16 * 2 * max(float(m) for m in mhz) / 1000
 
 
-def run(config: dict[str, Any], model_and_tokenizer: tuple[Any, Any], steps: int, batch: int) -> None:
+def run(config: dict[str, Any], model_and_tokenizer: tuple[Any, Any], steps: int, batch: int) -> float:
     from posttrain.train import losses
     from posttrain.train.data import collate, forward_passes, pad_token_id, render
     from posttrain.train.logprobs import TokenLogps
+    from posttrain.train.packed_attention import use_packed_attention
     from posttrain.train.runtime import LoopConfig, make_optimizer
 
     model, tokenizer = model_and_tokenizer
     model.train()
+    if config["attention"] == "packed":
+        use_packed_attention(model)
+    else:
+        model.set_attn_implementation("sdpa")
     seqs = [render(tokenizer, e.prompt, e.completion, 640, False) for e in examples(batch * steps * 2)]
     seqs = [s for s in seqs if s is not None]
     loop = LoopConfig(lr=1e-5, batch_size=batch, examples_per_forward=config["per_forward"])
@@ -146,7 +156,8 @@ def run(config: dict[str, Any], model_and_tokenizer: tuple[Any, Any], steps: int
             flops += event.flops or 0
             matmul_seconds += seconds_self
     total = sum(table.values())
-    print(f"\n== {config['dtype']}, {config['per_forward'] or batch} example(s) per forward pass: "
+    print(f"\n== {config['dtype']}, {config['per_forward'] or batch} example(s) per forward pass, "
+          f"{config['attention']} attention: "
           f"{tokens / seconds:.1f} tokens/s unprofiled ({steps} steps of {batch}; {tokens} tokens, {targets} "
           f"targets); profiled self time {total:.2f} s")  # fmt: skip
     print(f"{'':12s}" + "".join(f"{k:>13s}" for k in KINDS) + f"{'total':>10s}")
@@ -161,6 +172,7 @@ def run(config: dict[str, Any], model_and_tokenizer: tuple[Any, Any], steps: int
         print(f"matmul: {flops / 1e9:.1f} GFLOP in {matmul_seconds:.2f} s self time = "
               f"{flops / 1e9 / matmul_seconds:.1f} GFLOP/s; LM head ~{head / max(flops, 1):.0%} of matmul FLOPs "
               f"(estimate)")  # fmt: skip
+    return tokens / seconds
 
 
 def main() -> None:
@@ -170,6 +182,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=3)
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--attention", nargs="*", choices=["sdpa", "packed"], default=["packed"])
     parser.add_argument("--smoke", action="store_true", help="a tiny model built from a config; 1 step")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -192,7 +205,13 @@ def main() -> None:
     dtypes = ["float32", "bfloat16"] if args.dtype == "both" else [args.dtype]
     for dtype in dtypes:
         for per_forward in args.examples_per_forward:
-            run({"dtype": dtype, "per_forward": per_forward}, model_and_tokenizer, args.steps, args.batch)
+            speed = {}
+            for attention in args.attention:
+                config = {"dtype": dtype, "per_forward": per_forward, "attention": attention}
+                speed[attention] = run(config, model_and_tokenizer, args.steps, args.batch)
+            if len(speed) == 2:
+                print(f"\n{dtype}, {per_forward} per pass: packed {speed['packed']:.1f} vs sdpa {speed['sdpa']:.1f} "
+                      f"tokens/s = {speed['packed'] / speed['sdpa']:.2f}x")  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -92,6 +92,9 @@ class LoopConfig:
     logprob_chunk: int = 1024  # target tokens per LM-head chunk
     # Llama-style RMSNorm and SwiGLU MLP keep fewer tensors for the backward pass, same results (train/lean.py).
     lean_activations: bool = True
+    # Attention of a packed row cut into its sequences instead of one block-diagonal mask over the row: the same
+    # attention, without the cross-sequence FLOPs (train/packed_attention.py).
+    packed_attention: bool = True
     # transformers' gradient checkpointing: each layer runs again in the backward pass (least memory, ~30% slower).
     gradient_checkpointing: bool = False
     progress: bool = True
@@ -168,6 +171,10 @@ def prepare_for_training(model: Any, loop: LoopConfig) -> None:
         from posttrain.train.lean import make_lean
 
         make_lean(model)
+    if loop.packed_attention:
+        from posttrain.train.packed_attention import use_packed_attention
+
+        use_packed_attention(model)
     if loop.gradient_checkpointing:
         if not getattr(model, "supports_gradient_checkpointing", False):
             raise InputError(f"train.gradient_checkpointing: {type(model).__name__} does not support it")
@@ -342,7 +349,8 @@ def load_checkpoint(path: Path, model: Any, optimizer: Any, scheduler: Any) -> d
 def trajectory_settings(loop: LoopConfig) -> dict[str, Any]:
     """The loop settings that change what a run computes (a resumed run must have the same ones)."""
     neutral = (
-        "progress", "threads", "output_dir", "save_every", "lean_activations", "gradient_checkpointing", "report_to",
+        "progress", "threads", "output_dir", "save_every", "lean_activations", "packed_attention",
+        "gradient_checkpointing", "report_to",
     )  # fmt: skip
     return {k: v for k, v in loop.__dict__.items() if k not in neutral}
 
