@@ -24,6 +24,7 @@ broadcast; here the weights travel through Ray's object store.
 
 from __future__ import annotations
 
+import copy
 import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -121,7 +122,11 @@ class GeneratorActor:
         # As the in-process loop decides (`cgpo.bf16_sampler`): bf16 when generation.dtype resolves to it (for
         # `auto`, on this actor's own CPU), otherwise the policy's dtype.
         dtype = torch.bfloat16 if resolve_dtype(self.dtype) == torch.bfloat16 else policy.dtype
-        model = policy.model_class(policy.config).to(dtype).eval().requires_grad_(False)  # random until loaded
+        # transformers' SDPA: the policy's config may name the trainer's packed attention (train/packed_attention.py),
+        # registered in the training process only; generation does not use it anyway.
+        config = copy.deepcopy(policy.config)
+        model = policy.model_class._from_config(config, attn_implementation="sdpa")
+        model = model.to(dtype).eval().requires_grad_(False)  # random until loaded
         model.generation_config = policy.generation_config
         return HFBackend("policy", self.threads, self.batch_size, model_and_tokenizer=(model, policy.tokenizer))
 
