@@ -66,7 +66,7 @@ def weights_checksum(named_parameters: Iterable[tuple[str, torch.Tensor]]) -> st
 class Policy:
     """What an actor needs to build a model like the policy: everything but the weights (which follow)."""
 
-    model_class: type  # e.g. LlamaForCausalLM
+    model_class: Any  # e.g. LlamaForCausalLM
     config: Any
     generation_config: Any  # its EOS ids end a response, as the policy's own do
     tokenizer: Any
