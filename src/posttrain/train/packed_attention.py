@@ -51,9 +51,12 @@ def packed_sdpa_attention(
     spans = sequence_spans(position_ids.reshape(-1)) if packed else []  # type: ignore[union-attr]
     if len(spans) <= 1:
         return sdpa_attention_forward(module, query, key, value, attention_mask, **kwargs)
+    # `split`, not slicing: its backward is one concatenation of the pieces' gradients, where each slice's backward
+    # would write its piece into a zero tensor the size of the whole row.
+    sizes = [b - a for a, b in spans]
     pieces = [
-        sdpa_attention_forward(module, query[:, :, a:b], key[:, :, a:b], value[:, :, a:b], None, **kwargs)[0]
-        for a, b in spans
+        sdpa_attention_forward(module, q, k, v, None, **kwargs)[0]
+        for q, k, v in zip(query.split(sizes, 2), key.split(sizes, 2), value.split(sizes, 2), strict=True)
     ]
     return torch.cat(pieces, dim=1), None
 
