@@ -2,6 +2,8 @@
 
     python bench/dpo_vs_trl.py            # both, then the comparison
     python bench/dpo_vs_trl.py --only posttrain
+    python bench/dpo_vs_trl.py --bf16 posttrain   # posttrain under bf16 autocast, TRL as it defaults (fp32)
+    python bench/dpo_vs_trl.py --bf16 both        # both under bf16 autocast (TRL: bf16=True)
 
 Job: the embedded SmolLM2-135M-Instruct (fp32), 64 synthetic pairs with 45-115-token responses, max length 256,
 batch 4, beta 0.1, lr 1e-6 (linear decay, no warmup, grad-norm clip 1.0, AdamW as TRL's defaults), one epoch =
@@ -12,6 +14,8 @@ the end-of-turn tokens too), so their loss curves are comparable step by step.
 Throughput = non-padding chosen + rejected tokens (prompt included) of the epoch, divided by the wall time of the
 training call, which includes the reference pass (TRL: a reference copy run every step; posttrain: one cached
 pass before training). Model loading and the final save are excluded for both. Peak RSS is the child's ru_maxrss.
+With `--bf16`, matmuls run under bf16 autocast (fp32 weights and optimizer state): posttrain with
+`train.mixed_precision=bf16`, TRL with `bf16=True`; the loss check then also measures bf16's fidelity to fp32.
 """
 
 from __future__ import annotations
@@ -75,7 +79,7 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def run_trl(data: Path, out: Path) -> dict:
+def run_trl(data: Path, out: Path, bf16: bool) -> dict:
     import torch
     from datasets import Dataset
     from torch.utils.data import SequentialSampler
@@ -103,7 +107,7 @@ def run_trl(data: Path, out: Path) -> dict:
         save_strategy="no",
         report_to=[],
         use_cpu=True,
-        bf16=False,
+        bf16=bf16,
         seed=0,
         dataloader_num_workers=0,
         disable_tqdm=True,
@@ -119,7 +123,7 @@ def run_trl(data: Path, out: Path) -> dict:
     return {"tokens": tokens, "seconds": seconds, "losses": losses}
 
 
-def run_posttrain(data: Path, out: Path) -> dict:
+def run_posttrain(data: Path, out: Path, bf16: bool) -> dict:
     from posttrain.config import load_config
     from posttrain.records import Pair
     from posttrain.train.dpo import DPOConfig, train_dpo
@@ -143,6 +147,7 @@ def run_posttrain(data: Path, out: Path) -> dict:
             "data.mask_format_tokens=false",
             "data.shuffle=false",
             "data.bucket_by_length=false",
+            f"train.mixed_precision={'bf16' if bf16 else 'no'}",
             *EXTRA,
         ],
     )
@@ -150,12 +155,12 @@ def run_posttrain(data: Path, out: Path) -> dict:
     return {"tokens": result.tokens, "seconds": result.train_seconds, "losses": [m["loss"] for m in result.metrics]}
 
 
-def child(which: str, data: Path, out: Path, result_path: Path) -> None:
+def child(which: str, data: Path, out: Path, result_path: Path, bf16: bool) -> None:
     import torch
 
     torch.set_num_threads(THREADS)
     begin = time.perf_counter()
-    stats = run_trl(data, out) if which == "trl" else run_posttrain(data, out)
+    stats = run_trl(data, out, bf16) if which == "trl" else run_posttrain(data, out, bf16)
     stats["process_seconds"] = time.perf_counter() - begin
     stats["peak_rss_mb"] = peak_rss_mb()
     stats["tokens_per_s"] = stats["tokens"] / stats["seconds"]
@@ -178,13 +183,18 @@ def main() -> None:
         "--rounds", type=int, default=1, help="rounds in alternating order (TRL first, then posttrain first, ...): "
         "the machine's speed drifts, so 2 rounds cancel a linear drift; medians are reported"
     )  # fmt: skip
+    parser.add_argument(
+        "--bf16", choices=["none", "posttrain", "both"], default="none",
+        help="who trains under bf16 autocast (this CPU computes bf16 natively only where lscpu lists avx512_bf16/amx)",
+    )  # fmt: skip
     parser.add_argument("--child", choices=["trl", "posttrain"], help=argparse.SUPPRESS)
+    parser.add_argument("--child-bf16", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--data", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--out", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--result", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        child(args.child, args.data, args.out, args.result)
+        child(args.child, args.data, args.out, args.result, args.child_bf16)
         return
 
     env = {**os.environ, "OMP_NUM_THREADS": str(THREADS), "MKL_NUM_THREADS": str(THREADS), "TQDM_DISABLE": "1"}
@@ -198,12 +208,15 @@ def main() -> None:
                 result = Path(tmp) / f"{which}.json"
                 cmd = [sys.executable, __file__, "--child", which, "--data", str(data), "--out", tmp,
                        "--result", str(result)]  # fmt: skip
+                if args.bf16 == "both" or (args.bf16 == "posttrain" and which == "posttrain"):
+                    cmd.append("--child-bf16")
                 # posttrain's child gets the environment its command gives itself (jemalloc when installed, see
                 # posttrain/cli/launch.py); TRL's runs with the system malloc unless --trl-jemalloc.
                 child_env = env if which == "trl" and not args.trl_jemalloc else (jemalloc_env(env) or env)
                 subprocess.run(cmd, env=child_env, check=True, stdout=subprocess.DEVNULL)
                 run = json.loads(result.read_text())
                 run["malloc"] = "jemalloc" if "jemalloc" in child_env.get("LD_PRELOAD", "") else "system"
+                run["precision"] = "bf16" if "--child-bf16" in cmd else "fp32"
                 runs[which].append(run)
                 print(f"round {round_ + 1} {which}: {run['tokens_per_s']:.1f} tok/s, {run['peak_rss_mb']:.0f} MB",
                       flush=True)  # fmt: skip
@@ -213,11 +226,11 @@ def main() -> None:
             print(f"round {k}: throughput ratio {b['tokens_per_s'] / a['tokens_per_s']:.2f}x, "
                   f"peak RSS ratio {b['peak_rss_mb'] / a['peak_rss_mb']:.2f}")  # fmt: skip
     print(f"load average at the end: {os.getloadavg()[0]:.2f} (other jobs share the {os.cpu_count()} cores)")
-    print(f"{'':>10} {'tokens':>7} {'train s':>8} {'tokens/s':>9} {'peak RSS MB':>12} {'process s':>10} malloc")
+    print(f"{'':>10} {'tokens':>7} {'train s':>8} {'tokens/s':>9} {'peak RSS MB':>12} {'process s':>10} malloc   precision")
     for name, r in results.items():
         print(
             f"{name:>10} {r['tokens']:>7} {r['seconds']:>8.1f} {r['tokens_per_s']:>9.1f} "
-            f"{r['peak_rss_mb']:>12.0f} {r['process_seconds']:>10.1f} {r['malloc']}"
+            f"{r['peak_rss_mb']:>12.0f} {r['process_seconds']:>10.1f} {r['malloc']:<8} {r['precision']}"
         )
     if len(results) == 2:
         trl, ours = results["trl"], results["posttrain"]

@@ -76,3 +76,18 @@ def test_mixed_precision_auto_is_bf16_exactly_where_the_cpu_computes_it_natively
 
     assert resolve_mixed_precision("no") == "no" and resolve_mixed_precision("bf16") == "bf16"
     assert resolve_mixed_precision("auto") == ("bf16" if cpu_has_native_bf16() else "no")
+
+
+def test_explicit_bf16_on_a_cpu_without_native_bf16_warns_and_keeps_it(monkeypatch):
+    import warnings
+
+    from posttrain.models import hf
+    from posttrain.train.runtime import resolve_mixed_precision
+
+    monkeypatch.setattr(hf, "cpu_has_native_bf16", lambda: False)
+    monkeypatch.setattr("torch.cuda.is_available", lambda: False)
+    with pytest.warns(UserWarning, match="emulated there and training runs slower than in fp32"):
+        assert resolve_mixed_precision("bf16") == "bf16"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert resolve_mixed_precision("auto") == "no" and resolve_mixed_precision("no") == "no"

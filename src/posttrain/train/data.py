@@ -266,13 +266,17 @@ def _shared_prefix(seqs: list[Sequence]) -> int:
     return n - 1  # keep at least one token of each response
 
 
-def packed_rows(groups: list[list[Sequence]], pad: int) -> Batch:
+def packed_rows(groups: list[list[Sequence]], pad: int, one_row: bool = False) -> Batch:
     """Each group (sequences sharing a prompt) as one row: the common prefix once, then each sequence's rest side
     by side, with a 4-D block mask (a token sees the prefix and its own sequence's earlier tokens only) and position
     ids that continue from the prefix. Every sequence sees exactly the context it has alone, so its log-probs and
     last-token states equal the unpacked ones (to float rounding) for a fraction of the tokens. Sequences are
-    numbered group by group (group g's b-th sequence is number sum of earlier group sizes + b)."""
-    layouts, width = [], 0
+    numbered group by group (group g's b-th sequence is number sum of earlier group sizes + b).
+
+    `one_row`: every group in a single row, one after the other, with no padding and no mask: the position ids
+    alone say where a sequence forks from its prefix, which only the packed-row attention reads
+    (`train/packed_attention.py`); a model with another attention must get the masked rows."""
+    layouts = []
     for seqs in groups:
         prefix = _shared_prefix(seqs)
         ids, pos, block = list(seqs[0].ids[:prefix]), list(range(prefix)), [0] * prefix
@@ -285,35 +289,48 @@ def packed_rows(groups: list[list[Sequence]], pad: int) -> Batch:
             block += [b] * len(tail)
             ends.append(len(ids) - 1)
         layouts.append((seqs, prefix, ids, pos, block, starts, ends))
-        width = max(width, len(ids))
-    input_ids = torch.full((len(groups), width), pad, dtype=torch.long)
-    position_ids = torch.zeros((len(groups), width), dtype=torch.long)
-    blocks = torch.full((len(groups), width), -1, dtype=torch.long)  # -1 = padding
+    if one_row:  # (row, offset in the row) of each group
+        places, total = [], 0
+        for layout in layouts:
+            places.append((0, total))
+            total += len(layout[2])
+        n_rows, width = 1, total
+    else:
+        places = [(r, 0) for r in range(len(layouts))]
+        n_rows, width = len(layouts), max(len(layout[2]) for layout in layouts)
+    input_ids = torch.full((n_rows, width), pad, dtype=torch.long)
+    position_ids = torch.zeros((n_rows, width), dtype=torch.long)
+    blocks = torch.full((n_rows, width), -1, dtype=torch.long)  # -1 = padding
     seq_end: list[int] = []
     pred_index: list[int] = []
     target_ids: list[int] = []
     target_seq: list[int] = []
-    for r, (seqs, prefix, ids, pos, block, starts, ends) in enumerate(layouts):
-        input_ids[r, : len(ids)] = torch.tensor(ids)
-        position_ids[r, : len(ids)] = torch.tensor(pos)
-        blocks[r, : len(ids)] = torch.tensor(block)
+    for (r, offset), (seqs, prefix, ids, pos, block, starts, ends) in zip(places, layouts, strict=True):
+        base = r * width + offset
+        input_ids[r, offset : offset + len(ids)] = torch.tensor(ids)
+        position_ids[r, offset : offset + len(ids)] = torch.tensor(pos)
+        blocks[r, offset : offset + len(ids)] = torch.tensor(block)
         for s, start, end in zip(seqs, starts, ends, strict=True):
             number = len(seq_end)
-            seq_end.append(r * width + end)
+            seq_end.append(base + end)
             for i, is_target in enumerate(s.targets):
                 if is_target:  # token i is predicted at token i - 1, in the shared prefix or in this sequence's rest
                     at = i - 1 if i - 1 < prefix else start + (i - 1 - prefix)
-                    pred_index.append(r * width + at)
+                    pred_index.append(base + at)
                     target_ids.append(s.ids[i])
                     target_seq.append(number)
-    causal = torch.ones(width, width, dtype=torch.bool).tril()
-    q, k = blocks.unsqueeze(2), blocks.unsqueeze(1)
-    visible = causal & ((k == 0) | (k == q)) & (k >= 0)
-    visible |= torch.eye(width, dtype=torch.bool)  # padding rows attend to themselves (no all-masked softmax row)
+    if one_row:
+        mask = None
+    else:
+        causal = torch.ones(width, width, dtype=torch.bool).tril()
+        q, k = blocks.unsqueeze(2), blocks.unsqueeze(1)
+        visible = causal & ((k == 0) | (k == q)) & (k >= 0)
+        visible |= torch.eye(width, dtype=torch.bool)  # padding rows attend to themselves (no all-masked softmax row)
+        mask = visible.unsqueeze(1)
     return Batch(
         input_ids=input_ids,
         position_ids=position_ids,
-        attention_mask=visible.unsqueeze(1),
+        attention_mask=mask,
         pred_index=torch.tensor(pred_index, dtype=torch.long),
         target_ids=torch.tensor(target_ids, dtype=torch.long),
         target_seq=torch.tensor(target_seq, dtype=torch.long),

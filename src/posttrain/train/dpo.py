@@ -47,6 +47,7 @@ from posttrain.train.data import (
     render,
 )
 from posttrain.train.logprobs import TokenLogps, check_supported, sequence_logps, token_logps
+from posttrain.train.packed_attention import use_packed_attention
 from posttrain.train.runtime import (
     Checkpoints,
     DataConfig,
@@ -158,14 +159,17 @@ def tokenize_pairs(
 
 def pair_batch(
     chosen: list[Sequence], rejected: list[Sequence], groups: list[list[int]], pad: int, packing: bool,
-    share_prompt: bool,
+    share_prompt: bool, one_row: bool = False,
 ) -> Batch:  # fmt: skip
     """The chosen of every slot of `groups` (in order) first, then their rejected: with n slots, sequences k and
-    k + n are one pair. With a shared prompt, each group (the slots of one example) is one packed row."""
+    k + n are one pair. With a shared prompt, each group (the slots of one example) is one packed row, or with
+    `one_row` (a model with the packed-row attention) all groups are one row without a mask."""
     slots = [s for group in groups for s in group]
     if not (packing and share_prompt):
         return collate([chosen[s] for s in slots] + [rejected[s] for s in slots], pad, packing)
-    batch = packed_rows([[chosen[s] for s in group] + [rejected[s] for s in group] for group in groups], pad)
+    batch = packed_rows(
+        [[chosen[s] for s in group] + [rejected[s] for s in group] for group in groups], pad, one_row=one_row
+    )
     # packed_rows numbers a row's sequences in order (a group's chosen, then its rejected): renumber chosen-first.
     n, number, start = len(slots), [], 0
     for group in groups:
@@ -179,8 +183,9 @@ def pair_batch(
 
 @torch.no_grad()
 def reference_logps(
-    model: Any, chosen: list[Sequence], rejected: list[Sequence], cfg: DPOConfig, pad: int, groups: list[list[int]]
-) -> dict[int, tuple[float, float]]:
+    model: Any, chosen: list[Sequence], rejected: list[Sequence], cfg: DPOConfig, pad: int, groups: list[list[int]],
+    one_row: bool = False,
+) -> dict[int, tuple[float, float]]:  # fmt: skip
     """Sum of target log-probs of chosen and rejected under the (initial) model, for the slots of `groups`."""
     model.eval()
     if cfg.data.packing and cfg.data.share_prompt:
@@ -189,7 +194,7 @@ def reference_logps(
         out: dict[int, tuple[float, float]] = {}
         for start in range(0, len(order), cfg.reference_batch_size):
             rows = order[start : start + cfg.reference_batch_size]
-            batch = pair_batch(chosen, rejected, rows, pad, packing=True, share_prompt=True)
+            batch = pair_batch(chosen, rejected, rows, pad, True, True, one_row)
             values = sequence_logps(token_logps(model, batch, cfg.train.logprob_chunk), batch).double().tolist()
             slots = [s for g in rows for s in g]
             out.update({s: (values[k], values[k + len(slots)]) for k, s in enumerate(slots)})
@@ -219,7 +224,7 @@ def _model_files_key(model: Any) -> list[Any]:
 
 def cached_reference(
     model: Any, chosen: list[Sequence], rejected: list[Sequence], slots: list[list[int]], cfg: DPOConfig, pad: int,
-    out: Path, accel: Any,
+    out: Path, accel: Any, one_row: bool = False,
 ) -> tuple[torch.Tensor, torch.Tensor]:  # fmt: skip
     """Reference log-probs of every slot, from `<out>/reference_logps.pt` when the same tokens and model made it.
     A slot's value does not depend on the group around it, so the key is the slots' tokens."""
@@ -235,7 +240,7 @@ def cached_reference(
         if cached.get("key") == key:
             return cached["chosen"], cached["rejected"]
     mine = slots[accel.process_index :: accel.num_processes]
-    parts = gather_object([reference_logps(model, chosen, rejected, cfg, pad, mine)])
+    parts = gather_object([reference_logps(model, chosen, rejected, cfg, pad, mine, one_row)])
     merged: dict[int, tuple[float, float]] = {}
     for part in parts:
         merged.update(part)
@@ -328,7 +333,11 @@ def train_dpo(
     out = claim_output_dir(loop, fingerprint, "dpo", accel)
 
     speed = Throughput()  # the reference pass counts in the run's time, as in the benchmark
-    ref_chosen_all, ref_rejected_all = cached_reference(model, chosen, rejected, slots, cfg, pad, out, accel)
+    # Packed-row attention before the reference pass, so its rows are laid out as training's: one unmasked row.
+    one_row = loop.packed_attention and use_packed_attention(model)
+    ref_chosen_all, ref_rejected_all = cached_reference(
+        model, chosen, rejected, slots, cfg, pad, out, accel, one_row
+    )
 
     model = apply_lora(model, cfg.lora)
     prepare_for_training(model, loop)
@@ -365,7 +374,9 @@ def train_dpo(
                 groups = [slots[e] for e in part]
                 flat = [s for group in groups for s in group]
                 group_of = torch.repeat_interleave(torch.arange(len(part)), torch.tensor([len(g) for g in groups]))
-                batch = pair_batch(chosen, rejected, groups, pad, cfg.data.packing, cfg.data.share_prompt)
+                batch = pair_batch(
+                    chosen, rejected, groups, pad, cfg.data.packing, cfg.data.share_prompt, one_row
+                )
                 n = len(flat)
                 sync = contextlib.nullcontext() if p == len(passes) - 1 else accel.no_sync(policy)
                 with sync:

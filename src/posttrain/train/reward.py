@@ -142,8 +142,11 @@ class RewardScores(nn.Module):
         return head(last).squeeze(-1).float()
 
 
-def group_batch(rows: list[list[Sequence]], idx: list[int], pad: int, data: RMDataConfig) -> tuple[Batch, Tensor]:
-    """The batch of all responses of pairs `idx`, and a (pairs, max responses) index of their rewards (-1 absent)."""
+def group_batch(
+    rows: list[list[Sequence]], idx: list[int], pad: int, data: RMDataConfig, one_row: bool = False
+) -> tuple[Batch, Tensor]:
+    """The batch of all responses of pairs `idx`, and a (pairs, max responses) index of their rewards (-1 absent);
+    `one_row` for a model with the packed-row attention (`data.packed_rows`)."""
     groups = [rows[i] for i in idx]
     k = max(len(g) for g in groups)
     where = torch.full((len(groups), k), -1, dtype=torch.long)
@@ -152,7 +155,7 @@ def group_batch(rows: list[list[Sequence]], idx: list[int], pad: int, data: RMDa
         where[r, : len(g)] = torch.arange(n, n + len(g))
         n += len(g)
     if data.pack_responses:
-        return packed_rows(groups, pad), where
+        return packed_rows(groups, pad, one_row), where
     return collate([s for g in groups for s in g], pad, data.packing), where
 
 
@@ -194,7 +197,7 @@ def train_reward(
     out = claim_output_dir(loop, fingerprint, "rm", accel)
 
     model = apply_lora(model, cfg.lora, task_type="SEQ_CLS")
-    prepare_for_training(model, loop)
+    one_row = prepare_for_training(model, loop)
     lengths = [sum(len(s.ids) for s in r) for r in rows]
     optimizer, scheduler = make_optimizer(model, loop, plan.total_steps)
     scorer, optimizer = accel.prepare(RewardScores(model), optimizer)
@@ -219,7 +222,7 @@ def train_reward(
             passes = forward_passes(mine, loop.examples_per_forward)
             sums = StepSums("loss", "accuracy", "margin", "reward", "pairs", "tokens")
             for p, (idx, part) in enumerate(passes):
-                batch, where = group_batch(rows, part, pad, cfg.data)
+                batch, where = group_batch(rows, part, pad, cfg.data, one_row)
                 sync = contextlib.nullcontext() if p == len(passes) - 1 else accel.no_sync(scorer)
                 with sync:
                     with accel.autocast():

@@ -165,16 +165,18 @@ def apply_lora(model: Any, lora: LoRAConfig, task_type: str = "CAUSAL_LM") -> An
     return get_peft_model(model, config)
 
 
-def prepare_for_training(model: Any, loop: LoopConfig) -> None:
-    """Training mode, with the memory settings of `loop` (neither changes what is computed)."""
+def prepare_for_training(model: Any, loop: LoopConfig) -> bool:
+    """Training mode, with the memory and attention settings of `loop` (none changes what is computed); whether the
+    model attends over packed rows itself, so shared-prompt rows may go unmasked (`data.packed_rows(one_row=True)`)."""
     if loop.lean_activations:
         from posttrain.train.lean import make_lean
 
         make_lean(model)
+    packed = False
     if loop.packed_attention:
         from posttrain.train.packed_attention import use_packed_attention
 
-        use_packed_attention(model)
+        packed = use_packed_attention(model)
     if loop.gradient_checkpointing:
         if not getattr(model, "supports_gradient_checkpointing", False):
             raise InputError(f"train.gradient_checkpointing: {type(model).__name__} does not support it")
@@ -184,6 +186,7 @@ def prepare_for_training(model: Any, loop: LoopConfig) -> None:
         else:
             model.gradient_checkpointing_enable(gradient_checkpointing_kwargs=kwargs)
     model.train()
+    return packed
 
 
 def make_optimizer(model: Any, loop: LoopConfig, total_steps: int) -> tuple[Any, Any]:
@@ -594,13 +597,23 @@ def make_accelerator(loop: LoopConfig) -> Any:
 
 
 def resolve_mixed_precision(value: str) -> str:
-    """"no" or "bf16" for a `train.mixed_precision` value ("auto" decided by the hardware)."""
+    """"no" or "bf16" for a `train.mixed_precision` value ("auto" decided by the hardware). An explicit "bf16" on a
+    CPU without native bf16 is kept, with a warning: there autocast's bf16 matmuls are emulated."""
+    from posttrain.models.hf import cpu_has_native_bf16
+
+    if value == "bf16" and not torch.cuda.is_available() and not cpu_has_native_bf16():
+        import warnings
+
+        warnings.warn(
+            "train.mixed_precision=bf16 on a CPU without native bf16 (no avx512_bf16 or amx_bf16 in /proc/cpuinfo): "
+            "bf16 matmuls are emulated there and training runs slower than in fp32; set train.mixed_precision=auto "
+            "to pick fp32 on this CPU",
+            stacklevel=2,
+        )
     if value != "auto":
         return value
     if torch.cuda.is_available():
         return "bf16" if torch.cuda.is_bf16_supported() else "no"
-    from posttrain.models.hf import cpu_has_native_bf16
-
     return "bf16" if cpu_has_native_bf16() else "no"
 
 
