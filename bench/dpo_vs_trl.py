@@ -2,8 +2,8 @@
 
     python bench/dpo_vs_trl.py            # both, then the comparison
     python bench/dpo_vs_trl.py --only posttrain
-    python bench/dpo_vs_trl.py --bf16 posttrain   # posttrain under bf16 autocast, TRL as it defaults (fp32)
-    python bench/dpo_vs_trl.py --bf16 both        # both under bf16 autocast (TRL: bf16=True)
+    python bench/dpo_vs_trl.py --bf16 posttrain   # also posttrain under bf16 autocast (TRL as it defaults: fp32)
+    python bench/dpo_vs_trl.py --bf16 both        # also both under bf16 autocast (TRL: bf16=True)
 
 Job: the embedded SmolLM2-135M-Instruct (fp32), 64 synthetic pairs with 45-115-token responses, max length 256,
 batch 4, beta 0.1, lr 1e-6 (linear decay, no warmup, grad-norm clip 1.0, AdamW as TRL's defaults), one epoch =
@@ -14,8 +14,9 @@ the end-of-turn tokens too), so their loss curves are comparable step by step.
 Throughput = non-padding chosen + rejected tokens (prompt included) of the epoch, divided by the wall time of the
 training call, which includes the reference pass (TRL: a reference copy run every step; posttrain: one cached
 pass before training). Model loading and the final save are excluded for both. Peak RSS is the child's ru_maxrss.
-With `--bf16`, matmuls run under bf16 autocast (fp32 weights and optimizer state): posttrain with
-`train.mixed_precision=bf16`, TRL with `bf16=True`; the loss check then also measures bf16's fidelity to fp32.
+`--bf16` adds runs whose matmuls run under bf16 autocast (fp32 weights and optimizer state): posttrain with
+`train.mixed_precision=bf16`, TRL with `bf16=True`. Every run's loss curve is compared with TRL's fp32 one, which
+for the bf16 runs measures bf16's fidelity to fp32 too.
 """
 
 from __future__ import annotations
@@ -185,7 +186,8 @@ def main() -> None:
     )  # fmt: skip
     parser.add_argument(
         "--bf16", choices=["none", "posttrain", "both"], default="none",
-        help="who trains under bf16 autocast (this CPU computes bf16 natively only where lscpu lists avx512_bf16/amx)",
+        help="also run posttrain (and with 'both' TRL) under bf16 autocast, beside the fp32 runs; bf16 pays only "
+        "where the CPU computes it natively (avx512_bf16 or amx_bf16 in /proc/cpuinfo)",
     )  # fmt: skip
     parser.add_argument("--child", choices=["trl", "posttrain"], help=argparse.SUPPRESS)
     parser.add_argument("--child-bf16", action="store_true", help=argparse.SUPPRESS)
@@ -197,51 +199,60 @@ def main() -> None:
         child(args.child, args.data, args.out, args.result, args.child_bf16)
         return
 
+    # (label, trainer, bf16) of every run of a round
+    entries = [("trl", "trl", False), ("posttrain", "posttrain", False)]
+    if args.bf16 in ("posttrain", "both"):
+        entries.append(("posttrain bf16", "posttrain", True))
+    if args.bf16 == "both":
+        entries.append(("trl bf16", "trl", True))
+    if args.only:
+        entries = [e for e in entries if e[1] == args.only]
     env = {**os.environ, "OMP_NUM_THREADS": str(THREADS), "MKL_NUM_THREADS": str(THREADS), "TQDM_DISABLE": "1"}
-    runs: dict[str, list[dict]] = {"trl": [], "posttrain": []}
+    runs: dict[str, list[dict]] = {label: [] for label, _, _ in entries}
     with tempfile.TemporaryDirectory() as tmp:
         data = Path(tmp) / "pairs.json"
         data.write_text(json.dumps(make_pairs()))
         for round_ in range(args.rounds):
-            order = [args.only] if args.only else ["trl", "posttrain"][:: 1 if round_ % 2 == 0 else -1]
-            for which in order:
-                result = Path(tmp) / f"{which}.json"
+            for label, which, bf16 in entries[:: 1 if round_ % 2 == 0 else -1]:
+                result = Path(tmp) / "result.json"
                 cmd = [sys.executable, __file__, "--child", which, "--data", str(data), "--out", tmp,
-                       "--result", str(result)]  # fmt: skip
-                if args.bf16 == "both" or (args.bf16 == "posttrain" and which == "posttrain"):
-                    cmd.append("--child-bf16")
+                       "--result", str(result)] + ["--child-bf16"] * bf16  # fmt: skip
                 # posttrain's child gets the environment its command gives itself (jemalloc when installed, see
                 # posttrain/cli/launch.py); TRL's runs with the system malloc unless --trl-jemalloc.
                 child_env = env if which == "trl" and not args.trl_jemalloc else (jemalloc_env(env) or env)
                 subprocess.run(cmd, env=child_env, check=True, stdout=subprocess.DEVNULL)
                 run = json.loads(result.read_text())
                 run["malloc"] = "jemalloc" if "jemalloc" in child_env.get("LD_PRELOAD", "") else "system"
-                run["precision"] = "bf16" if "--child-bf16" in cmd else "fp32"
-                runs[which].append(run)
-                print(f"round {round_ + 1} {which}: {run['tokens_per_s']:.1f} tok/s, {run['peak_rss_mb']:.0f} MB",
+                runs[label].append(run)
+                print(f"round {round_ + 1} {label}: {run['tokens_per_s']:.1f} tok/s, {run['peak_rss_mb']:.0f} MB",
                       flush=True)  # fmt: skip
-    results = {name: _median_run(r) for name, r in runs.items() if r}
-    if len(results) == 2 and args.rounds > 1:
-        for k, (a, b) in enumerate(zip(runs["trl"], runs["posttrain"], strict=True), start=1):
-            print(f"round {k}: throughput ratio {b['tokens_per_s'] / a['tokens_per_s']:.2f}x, "
-                  f"peak RSS ratio {b['peak_rss_mb'] / a['peak_rss_mb']:.2f}")  # fmt: skip
+    results = {label: _median_run(r) for label, r in runs.items()}
     print(f"load average at the end: {os.getloadavg()[0]:.2f} (other jobs share the {os.cpu_count()} cores)")
-    print(f"{'':>10} {'tokens':>7} {'train s':>8} {'tokens/s':>9} {'peak RSS MB':>12} {'process s':>10} malloc   precision")
-    for name, r in results.items():
+    print(f"{'':>15} {'tokens':>7} {'train s':>8} {'tokens/s':>9} {'peak RSS MB':>12} {'process s':>10} malloc")
+    for label, r in results.items():
         print(
-            f"{name:>10} {r['tokens']:>7} {r['seconds']:>8.1f} {r['tokens_per_s']:>9.1f} "
-            f"{r['peak_rss_mb']:>12.0f} {r['process_seconds']:>10.1f} {r['malloc']:<8} {r['precision']}"
+            f"{label:>15} {r['tokens']:>7} {r['seconds']:>8.1f} {r['tokens_per_s']:>9.1f} "
+            f"{r['peak_rss_mb']:>12.0f} {r['process_seconds']:>10.1f} {r['malloc']}"
         )
-    if len(results) == 2:
-        trl, ours = results["trl"], results["posttrain"]
-        print(f"throughput ratio posttrain/TRL: {ours['tokens_per_s'] / trl['tokens_per_s']:.2f}x")
-        print(f"peak RSS ratio posttrain/TRL:   {ours['peak_rss_mb'] / trl['peak_rss_mb']:.2f}")
-        print("step   TRL loss   posttrain loss   |diff|")
-        for step, (a, b) in enumerate(zip(trl["losses"], ours["losses"], strict=False), start=1):
-            print(f"{step:>4} {a:>10.4f} {b:>16.4f} {abs(a - b):>8.4f}")
-        worst = max(abs(a - b) for a, b in zip(trl["losses"], ours["losses"], strict=False))
-        verdict = "within" if worst <= LOSS_TOLERANCE and len(trl["losses"]) == len(ours["losses"]) else "OUTSIDE"
-        print(f"max |loss diff| = {worst:.4f}: {verdict} the tolerance {LOSS_TOLERANCE}")
+    for ours in (label for label in results if label.startswith("posttrain")):
+        for peer in (label for label in results if label.startswith("trl")):
+            a, b = results[peer], results[ours]
+            speed = ", ".join(
+                f"{y['tokens_per_s'] / x['tokens_per_s']:.2f}x" for x, y in zip(runs[peer], runs[ours], strict=True)
+            )  # fmt: skip
+            print(f"{ours} / {peer}: throughput {b['tokens_per_s'] / a['tokens_per_s']:.2f}x (rounds: {speed}), "
+                  f"peak RSS {b['peak_rss_mb'] / a['peak_rss_mb']:.2f}")  # fmt: skip
+    if "trl" in results:  # every other run's loss curve against TRL's fp32 one, step by step
+        others = [label for label in results if label != "trl"]
+        print("step " + "".join(f"{label:>16}" for label in ["trl", *others]))
+        curves = [results[label]["losses"] for label in ["trl", *others]]
+        for step, values in enumerate(zip(*curves, strict=False), start=1):
+            print(f"{step:>4} " + "".join(f"{v:>16.4f}" for v in values))
+        for label in others:
+            ref, got = results["trl"]["losses"], results[label]["losses"]
+            worst = max(abs(a - b) for a, b in zip(ref, got, strict=False))
+            verdict = "within" if worst <= LOSS_TOLERANCE and len(ref) == len(got) else "OUTSIDE"
+            print(f"{label}: max |loss - TRL fp32 loss| = {worst:.4f}: {verdict} the tolerance {LOSS_TOLERANCE}")
 
 
 if __name__ == "__main__":
