@@ -15,8 +15,8 @@ Throughput = non-padding chosen + rejected tokens (prompt included) of the epoch
 training call, which includes the reference pass (TRL: a reference copy run every step; posttrain: one cached
 pass before training). Model loading and the final save are excluded for both. Peak RSS is the child's ru_maxrss.
 `--bf16` adds runs whose matmuls run under bf16 autocast (fp32 weights and optimizer state): posttrain with
-`train.mixed_precision=bf16`, TRL with `bf16=True`. Every run's loss curve is compared with TRL's fp32 one, which
-for the bf16 runs measures bf16's fidelity to fp32 too.
+`train.mixed_precision=bf16`, TRL with `bf16=True`. Every run's loss curve is compared with TRL's fp32 one (posttrain's with `--only posttrain`),
+which for the bf16 runs measures bf16's fidelity to fp32 too.
 """
 
 from __future__ import annotations
@@ -242,17 +242,19 @@ def main() -> None:
             )  # fmt: skip
             print(f"{ours} / {peer}: throughput {b['tokens_per_s'] / a['tokens_per_s']:.2f}x (rounds: {speed}), "
                   f"peak RSS {b['peak_rss_mb'] / a['peak_rss_mb']:.2f}")  # fmt: skip
-    if "trl" in results:  # every other run's loss curve against TRL's fp32 one, step by step
-        others = [label for label in results if label != "trl"]
-        print("step " + "".join(f"{label:>16}" for label in ["trl", *others]))
-        curves = [results[label]["losses"] for label in ["trl", *others]]
+    # Every other run's loss curve step by step against the fp32 baseline: TRL's, else posttrain's (--only posttrain).
+    base = "trl" if "trl" in results else "posttrain" if "posttrain" in results else None
+    if base is not None:
+        others = [label for label in results if label != base]
+        curves = [results[label]["losses"] for label in [base, *others]]
+        print("step " + "".join(f"{label:>16}" for label in [base, *others]))
         for step, values in enumerate(zip(*curves, strict=False), start=1):
             print(f"{step:>4} " + "".join(f"{v:>16.4f}" for v in values))
         for label in others:
-            ref, got = results["trl"]["losses"], results[label]["losses"]
+            ref, got = results[base]["losses"], results[label]["losses"]
             worst = max(abs(a - b) for a, b in zip(ref, got, strict=False))
             verdict = "within" if worst <= LOSS_TOLERANCE and len(ref) == len(got) else "OUTSIDE"
-            print(f"{label}: max |loss - TRL fp32 loss| = {worst:.4f}: {verdict} the tolerance {LOSS_TOLERANCE}")
+            print(f"{label}: max |loss - {base} loss| = {worst:.4f}: {verdict} the tolerance {LOSS_TOLERANCE}")
 
 
 if __name__ == "__main__":

@@ -230,9 +230,12 @@ def cached_reference(
     A slot's value does not depend on the group around it, so the key is the slots' tokens."""
     from accelerate.utils import gather_object
 
+    # Under mixed precision the reference pass runs in it too: the policy's first log-probs then equal the reference
+    # ones exactly (loss log 2 at step 1), where an fp32 reference would offset every log-ratio by bf16's rounding.
     key = run_fingerprint(
         _model_files_key(model),
         [(c.ids, c.targets, r.ids, r.targets) for c, r in zip(chosen, rejected, strict=True)],
+        accel.mixed_precision,
     )
     path = out / "reference_logps.pt"
     if path.exists():
@@ -240,7 +243,8 @@ def cached_reference(
         if cached.get("key") == key:
             return cached["chosen"], cached["rejected"]
     mine = slots[accel.process_index :: accel.num_processes]
-    parts = gather_object([reference_logps(model, chosen, rejected, cfg, pad, mine, one_row)])
+    with accel.autocast():
+        parts = gather_object([reference_logps(model, chosen, rejected, cfg, pad, mine, one_row)])
     merged: dict[int, tuple[float, float]] = {}
     for part in parts:
         merged.update(part)
