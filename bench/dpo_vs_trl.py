@@ -15,8 +15,8 @@ Throughput = non-padding chosen + rejected tokens (prompt included) of the epoch
 training call, which includes the reference pass (TRL: a reference copy run every step; posttrain: one cached
 pass before training). Model loading and the final save are excluded for both. Peak RSS is the child's ru_maxrss.
 `--bf16` adds runs whose matmuls run under bf16 autocast (fp32 weights and optimizer state): posttrain with
-`train.mixed_precision=bf16`, TRL with `bf16=True`. Every run's loss curve is compared with TRL's fp32 one (posttrain's with `--only posttrain`),
-which for the bf16 runs measures bf16's fidelity to fp32 too.
+`train.mixed_precision=bf16`, TRL with `bf16=True`. Every run's loss curve is compared with TRL's fp32 one
+(posttrain's with `--only posttrain`), which for the bf16 runs measures bf16's fidelity to fp32 too.
 """
 
 from __future__ import annotations

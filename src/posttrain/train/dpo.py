@@ -230,8 +230,8 @@ def cached_reference(
     A slot's value does not depend on the group around it, so the key is the slots' tokens."""
     from accelerate.utils import gather_object
 
-    # Under mixed precision the reference pass runs in it too: the policy's first log-probs then equal the reference
-    # ones exactly (loss log 2 at step 1), where an fp32 reference would offset every log-ratio by bf16's rounding.
+    # Under mixed precision the reference pass runs in it too, so both sides of every log-ratio share one precision
+    # (bf16 DPO still departs from fp32's loss curve on bench/dpo_vs_trl.py: docs/methods/training.md).
     key = run_fingerprint(
         _model_files_key(model),
         [(c.ids, c.targets, r.ids, r.targets) for c, r in zip(chosen, rejected, strict=True)],
