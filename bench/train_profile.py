@@ -1,33 +1,46 @@
-"""Where a training step's time goes: SFT steps of the embedded model under torch.profiler, fp32 and bf16 autocast.
+"""Where a training step's time goes: SFT, DPO and online GRPO steps of the embedded model under torch.profiler.
 
-    python bench/train_profile.py                        # fp32 and bf16, 1 and 8 examples per forward pass
+    python bench/train_profile.py                        # SFT: fp32 and bf16, 1 and 8 examples per forward pass
     python bench/train_profile.py --dtype bfloat16 --examples-per-forward 8 --steps 4
     python bench/train_profile.py --dtype bfloat16 --examples-per-forward 8 --attention sdpa packed
+    python bench/train_profile.py --step dpo grpo --dtype both   # the DPO and online trainers themselves
     nice -n 19 python bench/train_profile.py --smoke     # a tiny model, to check the script runs
 
-A step is what `train/sft.py` runs, built from the same pieces (`collate`, `TokenLogps`, `sft_loss`, AdamW from
-`make_optimizer`, gradient clipping): micro-batches of 8 examples drawn from the synthetic SFT rows below (responses
-of ~60-140 tokens, the length of `recipes/ifeval_sft.yaml`'s targets). Each configuration first runs --steps
-steps unprofiled (tokens/s is taken from these) and then the same number under the profiler.
+`--step sft` (the default) is what `train/sft.py` runs, built from the same pieces (`collate`, `TokenLogps`,
+`sft_loss`, AdamW from `make_optimizer`, gradient clipping): micro-batches of 8 examples drawn from the synthetic SFT
+rows below (responses of ~60-140 tokens, the length of `recipes/ifeval_sft.yaml`'s targets). Each configuration
+first runs --steps steps unprofiled (tokens/s is taken from these) and then the same number under the profiler.
 
-`--attention`: `packed` is posttrain's packed-row attention (`train/packed_attention.py`, the default of every
-training loop), `sdpa` transformers' SDPA with its block-diagonal mask over the packed row (the peer); with both,
-each configuration runs with each, in this order, on the same model, and the ratio of their tokens/s is printed.
+`--step dpo` and `--step grpo` profile the trainers themselves, not a copy of their step: `train_dpo` on
+bench/dpo_vs_trl.py's 64 pairs (its batch of 4, β, lr, max length), and `train_cgpo` with
+`recipes/grpo_ifeval.yaml` (16 training prompts, K = 4, 4 prompts per rollout, μ = 2 updates per rollout, no
+held-out evaluation). A global hook run before every optimizer step advances the profiler's schedule, so the
+window is whole steps (each from one optimizer step to just before the next): DPO skips set-up, the reference pass
+and step 1, warms up on step 2 and records --steps steps; GRPO skips the first rollout and records the second (its
+generation, judging, π_old pass and both updates). tokens/s there is the
+trainer's own figure (its metrics file) for the recorded steps, which the profiler slows a little.
 
-The table splits self CPU time by phase (forward, backward: ops under autograd's engine, optimizer: ops under
-`Optimizer.step`) and by kind of op (matmul, attention, elementwise/norm/activation, copies and layout, the rest),
-and prints the matmul GFLOP/s the profiler counts (its FLOP formulas cover mm/addmm/bmm) against the machine's fp32
-peak (2 cores x 2 AVX-512 FMA units x 16 lanes x 2 FLOP x clock; the clock is read from /proc/cpuinfo when it says).
-The LM head's share is not separable by op name (it is a matmul like the others): the FLOP-based estimate is printed
-instead (hidden x vocab per target token: the forward and the two backward matmuls; a pass with more than
-`train.logprob_chunk` targets also recomputes its chunks, not counted).
+`--attention` (SFT only): `packed` is posttrain's packed-row attention (`train/packed_attention.py`, the default of
+every training loop), `sdpa` transformers' SDPA with its block-diagonal mask over the packed row (the peer); with
+both, each configuration runs with each, in this order, on the same model, and the ratio of their tokens/s is
+printed.
+
+The table splits self CPU time by phase (generation and judging, marked by wrapping the sampler's `generate` and
+the Mixture of Judges in `record_function` here; forward; backward: ops under autograd's engine; optimizer: ops
+under `Optimizer.step`) and by kind of op (matmul; the LM head and log-probs: matmuls with a vocabulary-sized
+operand and the log-sum-exp/gather around them; attention; elementwise/norm/activation; copies and layout; the
+rest), and prints the matmul GFLOP/s the profiler counts (its FLOP formulas cover mm/addmm/bmm) against the
+machine's fp32 peak (2 cores x 2 AVX-512 FMA units x 16 lanes x 2 FLOP x clock; the clock is read from
+/proc/cpuinfo when it says; native bf16 (`vdpbf16ps`) doubles it on paper).
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
 import random
 import re
+import tempfile
 import time
 from collections import defaultdict
 from pathlib import Path
@@ -35,8 +48,10 @@ from typing import Any
 
 import torch
 
-PHASES = ("forward", "backward", "optimizer")
-KINDS = ("matmul", "attention", "elementwise", "copy/layout", "other")
+PHASES = ("generation", "judging", "forward", "backward", "optimizer")
+KINDS = ("matmul", "lm head", "attention", "elementwise", "copy/layout", "other")
+_HEAD_AROUND = re.compile(r"^aten::(logsumexp|_log_softmax|log_softmax|gather|_log_softmax_backward_data|"
+                          r"scatter_add_?|topk|sort|multinomial|_softmax|softmax|argmax)$")  # fmt: skip
 _MATMUL = re.compile(r"^aten::(mm|addmm|bmm|matmul|linear|_addmm_activation|baddbmm)$")
 _ATTENTION = re.compile(r"scaled_dot_product|flash_attention|_efficient_attention|attention")
 _COPY = re.compile(r"^aten::(copy_|to|_to_copy|contiguous|clone|cat|index_select|index_add_?|gather|scatter.*|"
@@ -67,11 +82,15 @@ def examples(n: int, seed: int = 0) -> list[Any]:
     return rows
 
 
-def kind_of(name: str) -> str:
+def kind_of(event: Any, vocab: int) -> str:
+    name = event.name
     if _ATTENTION.search(name):
         return "attention"
     if _MATMUL.match(name):
-        return "matmul"
+        shapes = getattr(event, "input_shapes", None) or []
+        return "lm head" if any(vocab in (shape or []) for shape in shapes) else "matmul"
+    if _HEAD_AROUND.match(name):
+        return "lm head"
     if _COPY.match(name):
         return "copy/layout"
     if _ELEMENTWISE.match(name):
@@ -82,7 +101,10 @@ def kind_of(name: str) -> str:
 def phase_of(event: Any) -> str:
     parent = event
     while parent is not None:
-        if parent.name.startswith("Optimizer.step"):
+        if parent.name in ("posttrain.generate", "posttrain.judge"):
+            return parent.name.split(".")[1].replace("generate", "generation").replace("judge", "judging")
+        # The fused Adam kernel is the optimizer even where its `Optimizer.step` range began before the window did.
+        if parent.name.startswith(("Optimizer.step", "Optimizer.zero_grad", "aten::_fused_adam")):
             return "optimizer"
         if parent.name.startswith("autograd::engine::evaluate_function"):
             return "backward"
@@ -140,46 +162,143 @@ def run(config: dict[str, Any], model_and_tokenizer: tuple[Any, Any], steps: int
         tokens += step(k)
     seconds = time.perf_counter() - start
     targets = sum(s.n_targets for s in seqs[: batch * steps])
-    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU], with_flops=True) as prof:
+    with torch.profiler.profile(
+        activities=[torch.profiler.ProfilerActivity.CPU], with_flops=True, record_shapes=True
+    ) as prof:
         for k in range(steps, 2 * steps):
             step(k)
+    report(
+        f"SFT, {config['dtype']}, {config['per_forward'] or batch} example(s) per forward pass, {config['attention']} "
+        f"attention: {tokens / seconds:.1f} tokens/s unprofiled ({steps} steps of {batch}; {tokens} tokens, {targets} "
+        "targets)",
+        prof.events(), model,
+    )  # fmt: skip
+    return tokens / seconds
+
+
+def report(title: str, events: Any, model: Any) -> None:
+    """Self CPU time by phase and kind of op, and the matmuls' achieved GFLOP/s."""
+    text_config = model.config.get_text_config()
+    vocab = text_config.vocab_size
     table: dict[tuple[str, str], float] = defaultdict(float)
-    flops = 0.0
-    matmul_seconds = 0.0
-    for event in prof.events():
+    flops = {"matmul": 0.0, "lm head": 0.0}
+    seconds = {"matmul": 0.0, "lm head": 0.0}
+    for event in events:
         seconds_self = event.self_cpu_time_total / 1e6
         if seconds_self <= 0:
             continue
-        kind = kind_of(event.name)
+        kind = kind_of(event, vocab)
         table[(phase_of(event), kind)] += seconds_self
-        if kind == "matmul":
-            flops += event.flops or 0
-            matmul_seconds += seconds_self
+        if _MATMUL.match(event.name):
+            flops[kind] += event.flops or 0
+            seconds[kind] += seconds_self
     total = sum(table.values())
-    print(f"\n== {config['dtype']}, {config['per_forward'] or batch} example(s) per forward pass, "
-          f"{config['attention']} attention: "
-          f"{tokens / seconds:.1f} tokens/s unprofiled ({steps} steps of {batch}; {tokens} tokens, {targets} "
-          f"targets); profiled self time {total:.2f} s")  # fmt: skip
+    print(f"\n== {title}; profiled self time {total:.2f} s")
     print(f"{'':12s}" + "".join(f"{k:>13s}" for k in KINDS) + f"{'total':>10s}")
     for phase in PHASES:
         row = [table[(phase, k)] for k in KINDS]
-        print(f"{phase:12s}" + "".join(f"{100 * v / total:12.1f}%" for v in row) + f"{100 * sum(row) / total:9.1f}%")
+        if sum(row):
+            cells = "".join(f"{100 * v / total:12.1f}%" for v in row)
+            print(f"{phase:12s}{cells}{100 * sum(row) / total:9.1f}%")
     cols = [sum(table[(p, k)] for p in PHASES) for k in KINDS]
     print(f"{'all':12s}" + "".join(f"{100 * v / total:12.1f}%" for v in cols))
-    if matmul_seconds:
-        config_text = model.config.get_text_config()
-        head = 2 * config_text.hidden_size * config_text.vocab_size * targets * 3  # forward, 2 x backward
-        print(f"matmul: {flops / 1e9:.1f} GFLOP in {matmul_seconds:.2f} s self time = "
-              f"{flops / 1e9 / matmul_seconds:.1f} GFLOP/s; LM head ~{head / max(flops, 1):.0%} of matmul FLOPs "
-              f"(estimate)")  # fmt: skip
-    return tokens / seconds
+    for kind in ("matmul", "lm head"):
+        if seconds[kind]:
+            print(f"{kind}: {flops[kind] / 1e9:.1f} GFLOP in {seconds[kind]:.2f} s self time = "
+                  f"{flops[kind] / 1e9 / seconds[kind]:.1f} GFLOP/s")  # fmt: skip
+    print(f"all matmuls over all profiled time: {sum(flops.values()) / 1e9 / total:.1f} GFLOP/s")
+
+
+def profile_trainer(train: Any, schedule: dict[str, int]) -> tuple[Any, list[Any]]:
+    """Run `train()` under the profiler, one schedule step per optimizer step (cut just before each, so an
+    `Optimizer.step` range is never cut in two); the events of the recorded window."""
+    from torch.optim.optimizer import register_optimizer_step_pre_hook
+
+    from posttrain.judges.mixture import MixtureOfJudges
+    from posttrain.models.hf import HFBackend
+
+    recorded: list[Any] = []
+    prof = torch.profiler.profile(
+        activities=[torch.profiler.ProfilerActivity.CPU], with_flops=True, record_shapes=True,
+        schedule=torch.profiler.schedule(**schedule, repeat=1), on_trace_ready=lambda p: recorded.extend(p.events()),
+    )  # fmt: skip
+
+    def labelled(method: Any, label: str) -> Any:
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            with torch.profiler.record_function(label):
+                return method(*args, **kwargs)
+
+        return wrapper
+
+    wrapped = [(HFBackend, "generate", "posttrain.generate"), (MixtureOfJudges, "evaluate", "posttrain.judge"),
+               (MixtureOfJudges, "evaluate_items", "posttrain.judge")]  # fmt: skip
+    originals = [getattr(cls, name) for cls, name, _ in wrapped]
+    for cls, name, label in wrapped:
+        setattr(cls, name, labelled(getattr(cls, name), label))
+    handle = register_optimizer_step_pre_hook(lambda *_: prof.step())
+    try:
+        with prof:
+            result = train()
+    finally:
+        handle.remove()
+        for (cls, name, _), original in zip(wrapped, originals, strict=True):
+            setattr(cls, name, original)
+    return result, recorded
+
+
+def run_dpo(dtype: str, model_and_tokenizer: tuple[Any, Any], steps: int, out: Path) -> None:
+    import dpo_vs_trl as job
+
+    from posttrain.config import load_config
+    from posttrain.records import Pair
+    from posttrain.train.dpo import DPOConfig, train_dpo
+
+    model, tokenizer = model_and_tokenizer
+    pairs = [Pair.model_validate(p) for p in job.make_pairs()]
+    cfg = load_config(DPOConfig, None, [
+        f"train.output_dir={out / f'dpo_{dtype}'}", f"train.batch_size={job.BATCH}", f"train.lr={job.LR}",
+        "train.progress=false", "train.resume=false", f"train.max_steps={steps + 2}", f"loss.beta={job.BETA}",
+        f"data.max_length={job.MAX_LENGTH}", "data.mask_format_tokens=false", "data.shuffle=false",
+        "data.bucket_by_length=false", f"train.mixed_precision={'bf16' if dtype == 'bfloat16' else 'no'}",
+    ])  # fmt: skip
+    result, events = profile_trainer(
+        lambda: train_dpo(cfg, pairs, model=copy.deepcopy(model), tokenizer=tokenizer),
+        {"wait": 1, "warmup": 1, "active": steps},
+    )
+    # DPO's `tokens` and `tokens_per_s` are running totals (the reference pass included): differences of the two.
+    first, last = result.metrics[1], result.metrics[-1]
+    tokens = last["tokens"] - first["tokens"]
+    wall = last["tokens"] / last["tokens_per_s"] - first["tokens"] / first["tokens_per_s"]
+    report(f"DPO ({job.BATCH} pairs per step), {dtype}: {tokens / wall:.1f} tokens/s over the {len(result.metrics) - 2} "
+           f"recorded steps ({tokens} tokens)", events, model)  # fmt: skip
+
+
+def run_grpo(dtype: str, model_and_tokenizer: tuple[Any, Any], out: Path) -> None:
+    from posttrain.config import load_config
+    from posttrain.train.cgpo import CGPOConfig, train_cgpo
+
+    model, tokenizer = model_and_tokenizer
+    recipe = Path(__file__).resolve().parent.parent / "recipes" / "grpo_ifeval.yaml"
+    cfg = load_config(CGPOConfig, recipe, [
+        f"train.output_dir={out / f'grpo_{dtype}'}", "prompts.n_train=16", "prompts.n_heldout=1", "train.max_steps=2",
+        "train.progress=false", "train.resume=false", "evaluate=false", "heldout_k=0",
+        f"train.mixed_precision={'bf16' if dtype == 'bfloat16' else 'no'}",
+    ])  # fmt: skip
+    result, events = profile_trainer(
+        lambda: train_cgpo(cfg, model=copy.deepcopy(model), tokenizer=tokenizer), {"wait": 1, "warmup": 1, "active": 2}
+    )
+    row = result.metrics[1]
+    report(f"online GRPO (4 prompts x K 4, μ 2), {dtype}: rollout 2 took {row['step_seconds']:.1f} s for "
+           f"{row['tokens']} tokens ({row['tokens'] / row['step_seconds']:.1f} tokens/s generated and trained)",
+           events, model)  # fmt: skip
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--step", nargs="*", choices=["sft", "dpo", "grpo"], default=["sft"])
     parser.add_argument("--dtype", choices=["float32", "bfloat16", "both"], default="both")
     parser.add_argument("--examples-per-forward", type=int, nargs="*", default=[1, 8])
-    parser.add_argument("--steps", type=int, default=3)
+    parser.add_argument("--steps", type=int, default=3, help="SFT and DPO steps recorded")
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--attention", nargs="*", choices=["sdpa", "packed"], default=["packed"])
@@ -203,7 +322,7 @@ def main() -> None:
     peak = peak_fp32_gflops(args.threads)
     print(f"threads {args.threads}; fp32 FMA peak ~{peak:.0f} GFLOP/s" if peak else f"threads {args.threads}")
     dtypes = ["float32", "bfloat16"] if args.dtype == "both" else [args.dtype]
-    for dtype in dtypes:
+    for dtype in dtypes if "sft" in args.step else []:
         for per_forward in args.examples_per_forward:
             speed = {}
             for attention in args.attention:
@@ -212,7 +331,12 @@ def main() -> None:
             if len(speed) == 2:
                 print(f"\n{dtype}, {per_forward} per pass: packed {speed['packed']:.1f} vs sdpa {speed['sdpa']:.1f} "
                       f"tokens/s = {speed['packed'] / speed['sdpa']:.2f}x")  # fmt: skip
-
+    with tempfile.TemporaryDirectory() as out:
+        for dtype in dtypes:
+            if "dpo" in args.step:
+                run_dpo(dtype, model_and_tokenizer, args.steps, Path(out))
+            if "grpo" in args.step:
+                run_grpo(dtype, model_and_tokenizer, Path(out))
 
 if __name__ == "__main__":
     main()

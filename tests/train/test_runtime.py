@@ -91,3 +91,73 @@ def test_explicit_bf16_on_a_cpu_without_native_bf16_warns_and_keeps_it(monkeypat
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert resolve_mixed_precision("auto") == "no" and resolve_mixed_precision("no") == "no"
+
+
+def _f16_stored_linear(seed: int = 0) -> torch.nn.Linear:
+    """Weights as a model loaded from an f16 checkpoint has them: 1/8 exactly halfway between two bf16 values."""
+    torch.manual_seed(seed)
+    layer = torch.nn.Linear(1000, 1000, bias=True)
+    with torch.no_grad():
+        layer.weight.copy_((torch.randn_like(layer.weight) * 0.05).half().float())
+        layer.bias.zero_()
+    return layer
+
+
+def _rounded_move(weight: torch.Tensor, delta: float) -> float:
+    """How far a bf16 forward pass's copy of the weights moves, on average, when the fp32 weights move by `delta`."""
+    return float(((weight + delta).bfloat16().float() - weight.bfloat16().float()).double().mean())
+
+
+def test_bf16_dither_makes_the_rounded_weights_follow_a_small_update_on_average():
+    import warnings
+
+    from posttrain.train.runtime import LoRAConfig, dither_for_bf16
+
+    layer = _f16_stored_linear()
+    delta = 1e-6  # an Adam step at lr 1e-6, far below bf16's grid step at these weights (~1e-4)
+    # Without the dither the ties (1/8 of the weights) jump half a grid step each: ~15x the update on average.
+    assert _rounded_move(layer.weight.detach(), delta) > 5 * delta
+    before = layer.weight.detach().clone()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # a CPU without native bf16 warns about speed only
+        dither_for_bf16(layer, LoopConfig(mixed_precision="bf16"), LoRAConfig())
+    after = layer.weight.detach()
+    assert 0.85 * delta < _rounded_move(after, delta) < 1.15 * delta
+    # The noise stays within half a grid step of each weight, and zeros (the bias) stay zero.
+    _, exponent = torch.frexp(before)
+    assert bool(((after - before).abs() <= torch.ldexp(torch.ones_like(before), exponent - 9)).all())
+    assert bool((layer.bias == 0).all())
+
+
+@pytest.mark.parametrize(
+    "loop, lora",
+    [
+        ({"mixed_precision": "no"}, False),
+        ({"mixed_precision": "bf16", "bf16_dither": False}, False),
+        ({"mixed_precision": "bf16"}, True),  # LoRA: the base weights are frozen
+    ],
+)
+def test_bf16_dither_leaves_the_weights_alone_without_bf16_or_when_they_are_frozen(loop, lora):
+    import warnings
+
+    from posttrain.train.runtime import LoRAConfig, dither_for_bf16
+
+    layer = _f16_stored_linear()
+    before = layer.weight.detach().clone()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        dither_for_bf16(layer, LoopConfig(**loop), LoRAConfig(enabled=lora))
+    assert torch.equal(layer.weight.detach(), before)
+
+
+def test_bf16_dither_is_the_same_for_the_same_seed():
+    import warnings
+
+    from posttrain.train.runtime import LoRAConfig, dither_for_bf16
+
+    layers = [_f16_stored_linear() for _ in range(3)]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for layer, seed in zip(layers, (0, 0, 1), strict=True):
+            dither_for_bf16(layer, LoopConfig(mixed_precision="bf16", seed=seed), LoRAConfig())
+    assert torch.equal(layers[0].weight, layers[1].weight) and not torch.equal(layers[0].weight, layers[2].weight)

@@ -85,6 +85,7 @@ from posttrain.train.runtime import (
     apply_lora,
     check_loop,
     check_run_matches,
+    dither_for_bf16,
     latest_checkpoint,
     load_checkpoint,
     load_tokenizer_and_check,
@@ -936,6 +937,7 @@ def train_cgpo(
             evaluate_heldout(cfg, cfg.model.name, out, out / "eval_before")
     accel.wait_for_everyone()
 
+    dither_for_bf16(model, loop, cfg.lora)  # before π_ref and the sampler are copied from it
     # π_ref is the starting policy, frozen; a copy costs one model of memory and keeps the loop free of swaps.
     reference = copy.deepcopy(model).eval().requires_grad_(False) if needs_reference(tasks) else None
     sampler = bf16_sampler(cfg, model if reference is None else reference)

@@ -87,6 +87,7 @@ from posttrain.train.runtime import (
     apply_lora,
     check_loop,
     claim_output_dir,
+    dither_for_bf16,
     load_tokenizer_and_check,
     make_optimizer,
     plan_steps,
@@ -590,6 +591,7 @@ def train_critic_rm(
     )  # fmt: skip
     out = claim_output_dir(loop, fingerprint, "critic-rm", accel)
 
+    dither_for_bf16(model, loop, cfg.lora)
     model = apply_lora(model, cfg.lora)
     prepare_for_training(model, loop)
     joint = CritiqueAndReward(model, loop.logprob_chunk)

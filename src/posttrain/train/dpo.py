@@ -63,6 +63,7 @@ from posttrain.train.runtime import (
     apply_lora,
     check_loop,
     claim_output_dir,
+    dither_for_bf16,
     load_tokenizer_and_check,
     make_optimizer,
     plan_steps,
@@ -236,6 +237,8 @@ def cached_reference(
         _model_files_key(model),
         [(c.ids, c.targets, r.ids, r.targets) for c, r in zip(chosen, rejected, strict=True)],
         accel.mixed_precision,
+        # the dithered start (`dither_for_bf16`) depends on the seed
+        None if accel.mixed_precision == "no" else (cfg.train.bf16_dither, cfg.train.seed),
     )
     path = out / "reference_logps.pt"
     if path.exists():
@@ -336,6 +339,7 @@ def train_dpo(
     )  # fmt: skip
     out = claim_output_dir(loop, fingerprint, "dpo", accel)
 
+    dither_for_bf16(model, loop, cfg.lora)  # before the reference pass: π_ref is the dithered start
     speed = Throughput()  # the reference pass counts in the run's time, as in the benchmark
     # Packed-row attention before the reference pass, so its rows are laid out as training's: one unmasked row.
     one_row = loop.packed_attention and use_packed_attention(model)

@@ -56,6 +56,7 @@ from posttrain.train.runtime import (
     apply_lora,
     check_loop,
     claim_output_dir,
+    dither_for_bf16,
     load_tokenizer_and_check,
     make_optimizer,
     plan_steps,
@@ -196,6 +197,7 @@ def train_reward(
     )  # fmt: skip
     out = claim_output_dir(loop, fingerprint, "rm", accel)
 
+    dither_for_bf16(model, loop, cfg.lora)
     model = apply_lora(model, cfg.lora, task_type="SEQ_CLS")
     one_row = prepare_for_training(model, loop)
     lengths = [sum(len(s.ids) for s in r) for r in rows]

@@ -84,6 +84,8 @@ class LoopConfig:
     # and on CPUs that compute bf16 natively (AVX512-BF16/AMX: SFT steps 1.5x faster with packed passes, bench/train_profile.py),
     # else no.
     mixed_precision: Literal["no", "bf16", "auto"] = "no"
+    # With bf16: spread the fp32 weights over bf16's rounding grid once, before training (see `dither_for_bf16`).
+    bf16_dither: bool = True
     threads: int | None = None  # torch intra-op threads
     # glibc only, a memory/speed trade: tensors of at least this many KiB get their own mmap, so freed activations
     # go back to the OS instead of staying in the heap. DPO benchmark: 128 -> peak RSS 3.11 GB at 75 tok/s;
@@ -187,6 +189,29 @@ def prepare_for_training(model: Any, loop: LoopConfig) -> bool:
             model.gradient_checkpointing_enable(gradient_checkpointing_kwargs=kwargs)
     model.train()
     return packed
+
+
+def dither_for_bf16(model: Any, loop: LoopConfig, lora: LoRAConfig) -> None:
+    """Under bf16 autocast every forward pass rounds each fp32 weight to bf16, and mixed precision relies on that
+    rounding being unbiased on average: an update of size d should flip the rounded weight with probability
+    d / (grid step). Weights loaded from an f16, bf16 or quantized checkpoint break that: they sit on bf16's grid
+    (then a small update moves nothing) or exactly halfway between two points (then any update, however small, moves
+    the rounded weight half a step in its own direction). The embedded model has 20.7% and 8.1% of its weights so;
+    DPO at lr 1e-6 moved its bf16 model ~16x as far as fp32's in one step (loss 0.28 vs 0.66, bench/dpo_vs_trl.py).
+    Noise uniform over one grid step, added once before training and before any reference pass, spreads the weights
+    evenly between grid points, so the bf16 model moves as the fp32 weights do, on average; the noise is the size of
+    the rounding every bf16 forward pass already applies. Frozen (LoRA) and zero weights are left as they are."""
+    if not loop.bf16_dither or lora.enabled or resolve_mixed_precision(loop.mixed_precision) != "bf16":
+        return
+    generator = torch.Generator().manual_seed(loop.seed)
+    with torch.no_grad():
+        for param in model.parameters():
+            if param.dtype != torch.float32 or not param.requires_grad:
+                continue
+            _, exponent = torch.frexp(param)
+            step = torch.ldexp(torch.ones_like(param), exponent - 8)  # bf16 keeps 8 significant bits
+            noise = (torch.rand(param.shape, generator=generator) - 0.5).to(param.device)
+            param.add_(torch.where(param == 0, 0.0, noise * step))
 
 
 def make_optimizer(model: Any, loop: LoopConfig, total_steps: int) -> tuple[Any, Any]:

@@ -51,6 +51,7 @@ from posttrain.train.runtime import (
     apply_lora,
     check_loop,
     claim_output_dir,
+    dither_for_bf16,
     load_tokenizer_and_check,
     make_optimizer,
     plan_steps,
@@ -167,6 +168,7 @@ def train_sft(
     )  # fmt: skip
     out = claim_output_dir(loop, fingerprint, recipe, accel)
 
+    dither_for_bf16(model, loop, cfg.lora)
     model = apply_lora(model, cfg.lora)
     prepare_for_training(model, loop)
     lengths = [len(s.ids) for s in seqs]
