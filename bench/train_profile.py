@@ -17,8 +17,10 @@ bench/dpo_vs_trl.py's 64 pairs (its batch of 4, β, lr, max length), and `train_
 held-out evaluation). A global hook run before every optimizer step advances the profiler's schedule, so the
 window is whole steps (each from one optimizer step to just before the next): DPO skips set-up, the reference pass
 and step 1, warms up on step 2 and records --steps steps; GRPO skips the first rollout and records the second (its
-generation, judging, π_old pass and both updates). tokens/s there is the
-trainer's own figure (its metrics file) for the recorded steps, which the profiler slows a little.
+generation, judging, π_old pass and both updates). The profiler slows what it records (the online step ~3x:
+generation is many small ops), so speed is taken from steps run after the window: DPO's tokens/s over --steps more
+steps, and the third rollout's wall time split into generation, judging and the rest (log-prob passes, updates) by
+timing the same wrapped calls.
 
 `--attention` (SFT only): `packed` is posttrain's packed-row attention (`train/packed_attention.py`, the default of
 every training loop), `sdpa` transformers' SDPA with its block-diagonal mask over the packed row (the peer); with
@@ -209,15 +211,17 @@ def report(title: str, events: Any, model: Any) -> None:
     print(f"all matmuls over all profiled time: {sum(flops.values()) / 1e9 / total:.1f} GFLOP/s")
 
 
-def profile_trainer(train: Any, schedule: dict[str, int]) -> tuple[Any, list[Any]]:
+def profile_trainer(train: Any, schedule: dict[str, int]) -> tuple[Any, list[Any], dict[str, list[float]]]:
     """Run `train()` under the profiler, one schedule step per optimizer step (cut just before each, so an
-    `Optimizer.step` range is never cut in two); the events of the recorded window."""
+    `Optimizer.step` range is never cut in two): its result, the events of the recorded window, and the wall
+    seconds of every generation and judging call (profiled or not)."""
     from torch.optim.optimizer import register_optimizer_step_pre_hook
 
     from posttrain.judges.mixture import MixtureOfJudges
     from posttrain.models.hf import HFBackend
 
     recorded: list[Any] = []
+    walls: dict[str, list[float]] = defaultdict(list)
     prof = torch.profiler.profile(
         activities=[torch.profiler.ProfilerActivity.CPU], with_flops=True, record_shapes=True,
         schedule=torch.profiler.schedule(**schedule, repeat=1), on_trace_ready=lambda p: recorded.extend(p.events()),
@@ -225,8 +229,11 @@ def profile_trainer(train: Any, schedule: dict[str, int]) -> tuple[Any, list[Any
 
     def labelled(method: Any, label: str) -> Any:
         def wrapper(*args: Any, **kwargs: Any) -> Any:
+            start = time.perf_counter()
             with torch.profiler.record_function(label):
-                return method(*args, **kwargs)
+                out = method(*args, **kwargs)
+            walls[label].append(time.perf_counter() - start)
+            return out
 
         return wrapper
 
@@ -243,7 +250,7 @@ def profile_trainer(train: Any, schedule: dict[str, int]) -> tuple[Any, list[Any
         handle.remove()
         for (cls, name, _), original in zip(wrapped, originals, strict=True):
             setattr(cls, name, original)
-    return result, recorded
+    return result, recorded, walls
 
 
 def run_dpo(dtype: str, model_and_tokenizer: tuple[Any, Any], steps: int, out: Path) -> None:
@@ -257,20 +264,21 @@ def run_dpo(dtype: str, model_and_tokenizer: tuple[Any, Any], steps: int, out: P
     pairs = [Pair.model_validate(p) for p in job.make_pairs()]
     cfg = load_config(DPOConfig, None, [
         f"train.output_dir={out / f'dpo_{dtype}'}", f"train.batch_size={job.BATCH}", f"train.lr={job.LR}",
-        "train.progress=false", "train.resume=false", f"train.max_steps={steps + 2}", f"loss.beta={job.BETA}",
+        "train.progress=false", "train.resume=false", f"train.max_steps={2 * steps + 2}", f"loss.beta={job.BETA}",
         f"data.max_length={job.MAX_LENGTH}", "data.mask_format_tokens=false", "data.shuffle=false",
         "data.bucket_by_length=false", f"train.mixed_precision={'bf16' if dtype == 'bfloat16' else 'no'}",
     ])  # fmt: skip
-    result, events = profile_trainer(
+    result, events, _ = profile_trainer(
         lambda: train_dpo(cfg, pairs, model=copy.deepcopy(model), tokenizer=tokenizer),
         {"wait": 1, "warmup": 1, "active": steps},
     )
-    # DPO's `tokens` and `tokens_per_s` are running totals (the reference pass included): differences of the two.
-    first, last = result.metrics[1], result.metrics[-1]
+    # Speed from the `steps` steps after the recorded ones (the profiler slows what it records). DPO's `tokens` and
+    # `tokens_per_s` are running totals (the reference pass included): differences of the two.
+    first, last = result.metrics[-steps - 1], result.metrics[-1]
     tokens = last["tokens"] - first["tokens"]
     wall = last["tokens"] / last["tokens_per_s"] - first["tokens"] / first["tokens_per_s"]
-    report(f"DPO ({job.BATCH} pairs per step), {dtype}: {tokens / wall:.1f} tokens/s over the {len(result.metrics) - 2} "
-           f"recorded steps ({tokens} tokens)", events, model)  # fmt: skip
+    report(f"DPO ({job.BATCH} pairs per step), {dtype}: {tokens / wall:.1f} tokens/s over {steps} unprofiled steps "
+           f"({tokens} tokens)", events, model)  # fmt: skip
 
 
 def run_grpo(dtype: str, model_and_tokenizer: tuple[Any, Any], out: Path) -> None:
@@ -280,17 +288,20 @@ def run_grpo(dtype: str, model_and_tokenizer: tuple[Any, Any], out: Path) -> Non
     model, tokenizer = model_and_tokenizer
     recipe = Path(__file__).resolve().parent.parent / "recipes" / "grpo_ifeval.yaml"
     cfg = load_config(CGPOConfig, recipe, [
-        f"train.output_dir={out / f'grpo_{dtype}'}", "prompts.n_train=16", "prompts.n_heldout=1", "train.max_steps=2",
+        f"train.output_dir={out / f'grpo_{dtype}'}", "prompts.n_train=16", "prompts.n_heldout=1", "train.max_steps=3",
         "train.progress=false", "train.resume=false", "evaluate=false", "heldout_k=0",
         f"train.mixed_precision={'bf16' if dtype == 'bfloat16' else 'no'}",
     ])  # fmt: skip
-    result, events = profile_trainer(
+    result, events, walls = profile_trainer(
         lambda: train_cgpo(cfg, model=copy.deepcopy(model), tokenizer=tokenizer), {"wait": 1, "warmup": 1, "active": 2}
     )
-    row = result.metrics[1]
-    report(f"online GRPO (4 prompts x K 4, μ 2), {dtype}: rollout 2 took {row['step_seconds']:.1f} s for "
-           f"{row['tokens']} tokens ({row['tokens'] / row['step_seconds']:.1f} tokens/s generated and trained)",
-           events, model)  # fmt: skip
+    # Rollout 2 is recorded; rollout 3 runs unprofiled, and its wall time is split by the same wrappers.
+    row, generation, judging = result.metrics[2], walls["posttrain.generate"][2], sum(walls["posttrain.judge"][2:])
+    rest = row["step_seconds"] - generation - judging
+    report(f"online GRPO (4 prompts x K 4, μ 2), {dtype}: unprofiled rollout 3 {row['step_seconds']:.1f} s for "
+           f"{row['tokens']} tokens ({row['tokens'] / row['step_seconds']:.1f} tokens/s generated and trained): "
+           f"generation {generation:.1f} s ({generation / row['step_seconds']:.0%}), judging {judging:.2f} s, "
+           f"log-prob passes + updates {rest:.1f} s ({rest / row['step_seconds']:.0%})", events, model)  # fmt: skip
 
 
 def main() -> None:

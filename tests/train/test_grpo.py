@@ -5,15 +5,17 @@ updates per rollout, and bad configs."""
 from __future__ import annotations
 
 import math
+import warnings
 from collections import defaultdict
 from types import SimpleNamespace
 
 import pytest
 import torch
 
+from posttrain.config import load_config
 from posttrain.errors import InputError
 from posttrain.train import losses
-from posttrain.train.cgpo import CGPOTask, check_config, task_step, train_cgpo
+from posttrain.train.cgpo import CGPOConfig, CGPOTask, check_config, task_step, train_cgpo
 from posttrain.train.grpo import overlong_penalty
 from tests.train.test_cgpo import (
     BAD,
@@ -315,3 +317,28 @@ def test_vllm_engine_errors_before_loading_a_model(tiny_model_dir, tmp_path):
             check_config(run_config(tiny_model_dir, tmp_path / "run", "generation.engine=vllm"))
     with pytest.raises(InputError, match="LoRA is not supported"):
         check_config(run_config(tiny_model_dir, tmp_path / "run", "generation.engine=vllm", "lora.enabled=true"))
+
+
+def test_bf16_old_policy_log_probs_have_the_update_passes_precision(tokenizer, tiny_model):
+    """Under bf16 autocast, π_old's pass (and π_ref's) must compute what the update's own pass computes for the same
+    weights, else the first update's ratio is not 1 and clipping acts on precision noise."""
+    from posttrain.train.cgpo import all_token_logps, backward_in_parts
+    from posttrain.train.data import pad_token_id, render
+
+    batch = IF_PROMPTS[:2]
+    seqs = [render(tokenizer, p.prompt, text, 128, False) for p in batch for text in (GOOD, BAD)]
+    pad = pad_token_id(tokenizer)
+    cfg = load_config(CGPOConfig, None, ["data.max_length=128", "train.progress=false", "train.mixed_precision=bf16"])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # bf16 on a CPU without native bf16 is slow, not wrong
+        old = torch.cat(all_token_logps(tiny_model, seqs, 2, pad, cfg))
+        seen: list[torch.Tensor] = []
+
+        def part_loss(start, per_token, batch):
+            seen.append(per_token.detach())
+            return per_token.sum()
+
+        backward_in_parts(tiny_model, seqs, 1, 2, pad, cfg, 1.0, part_loss)
+    assert torch.equal(old, torch.cat(seen).float())
+    fp32 = load_config(CGPOConfig, None, ["data.max_length=128", "train.progress=false"])
+    assert not torch.equal(torch.cat(all_token_logps(tiny_model, seqs, 2, pad, fp32)), old)  # bf16 differs

@@ -471,13 +471,22 @@ def to_sequence(
     return render(tokenizer, prompt.prompt, completion.text, cfg.max_length, mask)
 
 
+def training_autocast(cfg: CGPOConfig) -> Any:
+    """bf16 autocast for the policy's passes under `train.mixed_precision` bf16, else a no-op context."""
+    bf16 = resolve_mixed_precision(cfg.train.mixed_precision) == "bf16"
+    return torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16)
+
+
 @torch.no_grad()
 def all_token_logps(model: Any, seqs: list[Sequence], per_forward: int, pad: int, cfg: CGPOConfig) -> list[torch.Tensor]:
-    """Target-token log-probs of each sequence (one float32 tensor per sequence), without gradients."""
+    """Target-token log-probs of each sequence (one float32 tensor per sequence), without gradients; under the
+    update's autocast, so π_old's and π_ref's log-probs have the policy's precision (a ratio of 1 where they agree)."""
     out: list[torch.Tensor] = []
+    autocast = training_autocast(cfg)
     for start in range(0, len(seqs), per_forward):
         batch = collate(seqs[start : start + per_forward], pad, cfg.data.packing)
-        flat = token_logps(model, batch, cfg.train.logprob_chunk).float()
+        with autocast:
+            flat = token_logps(model, batch, cfg.train.logprob_chunk).float()
         out += list(flat.split(batch.lengths().tolist()))  # targets come sequence by sequence
     return out
 
@@ -502,8 +511,7 @@ def backward_in_parts(
     pair); `part_loss(start, token_logps, batch)` gives the summed loss of the units from unit `start`. Each unit's
     loss depends only on its own sequences (batch-level terms were precomputed), so the gradient is exact."""
     total = 0.0
-    bf16 = resolve_mixed_precision(cfg.train.mixed_precision) == "bf16"
-    autocast = torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16)
+    autocast = training_autocast(cfg)
     width = per_forward * group
     for start in range(0, len(seqs), width):
         batch = collate(seqs[start : start + width], pad, cfg.data.packing)
