@@ -4,6 +4,7 @@
     python bench/train_profile.py --dtype bfloat16 --examples-per-forward 8 --steps 4
     python bench/train_profile.py --dtype bfloat16 --examples-per-forward 8 --attention sdpa packed
     python bench/train_profile.py --step dpo grpo --dtype both   # the DPO and online trainers themselves
+    python bench/train_profile.py --step dpo --dtype float32 --top 15   # and the 15 ops with most self time
     nice -n 19 python bench/train_profile.py --smoke     # a tiny model, to check the script runs
 
 `--step sft` (the default) is what `train/sft.py` runs, built from the same pieces (`collate`, `TokenLogps`,
@@ -50,6 +51,7 @@ from typing import Any
 
 import torch
 
+TOP_OPS = 0  # --top: also print the N ops with the most self time
 PHASES = ("generation", "judging", "forward", "backward", "optimizer")
 KINDS = ("matmul", "lm head", "attention", "elementwise", "copy/layout", "other")
 _HEAD_AROUND = re.compile(r"^aten::(logsumexp|_log_softmax|log_softmax|gather|_log_softmax_backward_data|"
@@ -183,6 +185,7 @@ def report(title: str, events: Any, model: Any) -> None:
     text_config = model.config.get_text_config()
     vocab = text_config.vocab_size
     table: dict[tuple[str, str], float] = defaultdict(float)
+    by_op: dict[tuple[str, str], float] = defaultdict(float)
     flops = {"matmul": 0.0, "lm head": 0.0}
     seconds = {"matmul": 0.0, "lm head": 0.0}
     for event in events:
@@ -191,6 +194,7 @@ def report(title: str, events: Any, model: Any) -> None:
             continue
         kind = kind_of(event, vocab)
         table[(phase_of(event), kind)] += seconds_self
+        by_op[(phase_of(event), event.name)] += seconds_self
         if _MATMUL.match(event.name):
             flops[kind] += event.flops or 0
             seconds[kind] += seconds_self
@@ -209,6 +213,10 @@ def report(title: str, events: Any, model: Any) -> None:
             print(f"{kind}: {flops[kind] / 1e9:.1f} GFLOP in {seconds[kind]:.2f} s self time = "
                   f"{flops[kind] / 1e9 / seconds[kind]:.1f} GFLOP/s")  # fmt: skip
     print(f"all matmuls over all profiled time: {sum(flops.values()) / 1e9 / total:.1f} GFLOP/s")
+    if TOP_OPS:
+        ranked = sorted(by_op.items(), key=lambda item: -item[1])[:TOP_OPS]
+        print(f"top {len(ranked)} ops by self time: " + "; ".join(
+            f"{phase} {name} {100 * sec / total:.1f}%" for (phase, name), sec in ranked))  # fmt: skip
 
 
 def profile_trainer(train: Any, schedule: dict[str, int]) -> tuple[Any, list[Any], dict[str, list[float]]]:
@@ -314,7 +322,10 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--attention", nargs="*", choices=["sdpa", "packed"], default=["packed"])
     parser.add_argument("--smoke", action="store_true", help="a tiny model built from a config; 1 step")
+    parser.add_argument("--top", type=int, default=0, help="also print the N ops with the most self time")
     args = parser.parse_args()
+    global TOP_OPS
+    TOP_OPS = args.top
     torch.set_num_threads(args.threads)
     if args.smoke:
         from transformers import LlamaConfig, LlamaForCausalLM
