@@ -6,13 +6,21 @@ from __future__ import annotations
 import platform
 import subprocess
 import sys
+import warnings
 from types import SimpleNamespace
 
 import pytest
 import torch
 
 from posttrain.errors import InputError
-from posttrain.train.runtime import LoopConfig, StepSums, make_accelerator, plan_steps
+from posttrain.train.runtime import (
+    LoopConfig,
+    LoRAConfig,
+    StepSums,
+    dither_for_bf16,
+    make_accelerator,
+    plan_steps,
+)
 
 # A training step in miniature: activation-sized tensors (2.4 MB) freed at the end of each step, with small
 # long-lived tensors (metrics, accumulators) allocated between them, which pins the heap under glibc's default policy.
@@ -79,8 +87,6 @@ def test_mixed_precision_auto_is_bf16_exactly_where_the_cpu_computes_it_natively
 
 
 def test_explicit_bf16_on_a_cpu_without_native_bf16_warns_and_keeps_it(monkeypatch):
-    import warnings
-
     from posttrain.models import hf
     from posttrain.train.runtime import resolve_mixed_precision
 
@@ -109,10 +115,6 @@ def _rounded_move(weight: torch.Tensor, delta: float) -> float:
 
 
 def test_bf16_dither_makes_the_rounded_weights_follow_a_small_update_on_average():
-    import warnings
-
-    from posttrain.train.runtime import LoRAConfig, dither_for_bf16
-
     layer = _f16_stored_linear()
     delta = 1e-6  # an Adam step at lr 1e-6, far below bf16's grid step at these weights (~1e-4)
     # Without the dither the ties (1/8 of the weights) jump half a grid step each: ~15x the update on average.
@@ -138,10 +140,6 @@ def test_bf16_dither_makes_the_rounded_weights_follow_a_small_update_on_average(
     ],
 )
 def test_bf16_dither_leaves_the_weights_alone_without_bf16_or_when_they_are_frozen(loop, lora):
-    import warnings
-
-    from posttrain.train.runtime import LoRAConfig, dither_for_bf16
-
     layer = _f16_stored_linear()
     before = layer.weight.detach().clone()
     with warnings.catch_warnings():
@@ -151,10 +149,6 @@ def test_bf16_dither_leaves_the_weights_alone_without_bf16_or_when_they_are_froz
 
 
 def test_bf16_dither_is_the_same_for_the_same_seed():
-    import warnings
-
-    from posttrain.train.runtime import LoRAConfig, dither_for_bf16
-
     layers = [_f16_stored_linear() for _ in range(3)]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")

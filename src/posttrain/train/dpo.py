@@ -231,8 +231,8 @@ def cached_reference(
     A slot's value does not depend on the group around it, so the key is the slots' tokens."""
     from accelerate.utils import gather_object
 
-    # Under mixed precision the reference pass runs in it too, so both sides of every log-ratio share one precision
-    # (bf16 DPO still departs from fp32's loss curve on bench/dpo_vs_trl.py: docs/methods/training.md).
+    # Under mixed precision the reference pass runs in it too (after the dither, `dither_for_bf16`), so both sides of
+    # every log-ratio share one precision and the policy's first log-probs equal the reference ones exactly.
     key = run_fingerprint(
         _model_files_key(model),
         [(c.ids, c.targets, r.ids, r.targets) for c, r in zip(chosen, rejected, strict=True)],
