@@ -2,8 +2,8 @@
 
     python bench/dpo_vs_trl.py            # both, then the comparison
     python bench/dpo_vs_trl.py --only posttrain
-    python bench/dpo_vs_trl.py --bf16 posttrain   # also posttrain under bf16 autocast (TRL as it defaults: fp32)
-    python bench/dpo_vs_trl.py --bf16 both        # also both under bf16 autocast (TRL: bf16=True)
+    python bench/dpo_vs_trl.py --bf16 posttrain   # also posttrain in bf16 two ways (TRL as it defaults: fp32)
+    python bench/dpo_vs_trl.py --bf16 both        # ... and TRL under bf16 autocast (bf16=True)
 
 Job: the embedded SmolLM2-135M-Instruct (fp32), 64 synthetic pairs with 45-115-token responses, max length 256,
 batch 4, beta 0.1, lr 1e-6 (linear decay, no warmup, grad-norm clip 1.0, AdamW as TRL's defaults), one epoch =
@@ -14,9 +14,11 @@ the end-of-turn tokens too), so their loss curves are comparable step by step.
 Throughput = non-padding chosen + rejected tokens (prompt included) of the epoch, divided by the wall time of the
 training call, which includes the reference pass (TRL: a reference copy run every step; posttrain: one cached
 pass before training). Model loading and the final save are excluded for both. Peak RSS is the child's ru_maxrss.
-`--bf16` adds runs whose matmuls run under bf16 autocast (fp32 weights and optimizer state): posttrain with
-`train.mixed_precision=bf16`, TRL with `bf16=True`. Every run's loss curve is compared with TRL's fp32 one
-(posttrain's with `--only posttrain`), which for the bf16 runs measures bf16's fidelity to fp32 too.
+`--bf16` adds posttrain in bf16 two ways: "posttrain amp", matmuls under bf16 autocast with fp32 weights and
+optimizer state (`train.mixed_precision=bf16`), and "posttrain bf16", the weights themselves in bf16 with the
+compensated AdamW (`model.dtype=bfloat16`, train/compensated_adamw.py); with `both`, TRL with `bf16=True`
+(autocast) too. Every run's loss curve is compared with TRL's fp32 one (posttrain's with `--only posttrain`), which
+for the bf16 runs measures bf16's fidelity to fp32 too.
 """
 
 from __future__ import annotations
@@ -124,7 +126,7 @@ def run_trl(data: Path, out: Path, bf16: bool) -> dict:
     return {"tokens": tokens, "seconds": seconds, "losses": losses}
 
 
-def run_posttrain(data: Path, out: Path, bf16: bool) -> dict:
+def run_posttrain(data: Path, out: Path, precision: str) -> dict:
     from posttrain.config import load_config
     from posttrain.records import Pair
     from posttrain.train.dpo import DPOConfig, train_dpo
@@ -148,7 +150,8 @@ def run_posttrain(data: Path, out: Path, bf16: bool) -> dict:
             "data.mask_format_tokens=false",
             "data.shuffle=false",
             "data.bucket_by_length=false",
-            f"train.mixed_precision={'bf16' if bf16 else 'no'}",
+            f"train.mixed_precision={'bf16' if precision == 'amp' else 'no'}",
+            f"model.dtype={'bfloat16' if precision == 'bf16' else 'float32'}",
             *EXTRA,
         ],
     )
@@ -156,12 +159,12 @@ def run_posttrain(data: Path, out: Path, bf16: bool) -> dict:
     return {"tokens": result.tokens, "seconds": result.train_seconds, "losses": [m["loss"] for m in result.metrics]}
 
 
-def child(which: str, data: Path, out: Path, result_path: Path, bf16: bool) -> None:
+def child(which: str, data: Path, out: Path, result_path: Path, precision: str) -> None:
     import torch
 
     torch.set_num_threads(THREADS)
     begin = time.perf_counter()
-    stats = run_trl(data, out, bf16) if which == "trl" else run_posttrain(data, out, bf16)
+    stats = run_trl(data, out, precision == "amp") if which == "trl" else run_posttrain(data, out, precision)
     stats["process_seconds"] = time.perf_counter() - begin
     stats["peak_rss_mb"] = peak_rss_mb()
     stats["tokens_per_s"] = stats["tokens"] / stats["seconds"]
@@ -186,25 +189,26 @@ def main() -> None:
     )  # fmt: skip
     parser.add_argument(
         "--bf16", choices=["none", "posttrain", "both"], default="none",
-        help="also run posttrain (and with 'both' TRL) under bf16 autocast, beside the fp32 runs; bf16 pays only "
-        "where the CPU computes it natively (avx512_bf16 or amx_bf16 in /proc/cpuinfo)",
+        help="also run posttrain in bf16 (autocast, and bf16 weights) and with 'both' TRL under bf16 autocast, "
+        "beside the fp32 runs; bf16 pays only where the CPU computes it natively (avx512_bf16 or amx_bf16 in "
+        "/proc/cpuinfo)",
     )  # fmt: skip
     parser.add_argument("--child", choices=["trl", "posttrain"], help=argparse.SUPPRESS)
-    parser.add_argument("--child-bf16", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--child-precision", choices=["fp32", "amp", "bf16"], default="fp32", help=argparse.SUPPRESS)
     parser.add_argument("--data", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--out", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--result", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        child(args.child, args.data, args.out, args.result, args.child_bf16)
+        child(args.child, args.data, args.out, args.result, args.child_precision)
         return
 
-    # (label, trainer, bf16) of every run of a round
-    entries = [("trl", "trl", False), ("posttrain", "posttrain", False)]
+    # (label, trainer, precision) of every run of a round
+    entries = [("trl", "trl", "fp32"), ("posttrain", "posttrain", "fp32")]
     if args.bf16 in ("posttrain", "both"):
-        entries.append(("posttrain bf16", "posttrain", True))
+        entries += [("posttrain amp", "posttrain", "amp"), ("posttrain bf16", "posttrain", "bf16")]
     if args.bf16 == "both":
-        entries.append(("trl bf16", "trl", True))
+        entries.append(("trl amp", "trl", "amp"))
     if args.only:
         entries = [e for e in entries if e[1] == args.only]
     env = {**os.environ, "OMP_NUM_THREADS": str(THREADS), "MKL_NUM_THREADS": str(THREADS), "TQDM_DISABLE": "1"}
@@ -213,10 +217,10 @@ def main() -> None:
         data = Path(tmp) / "pairs.json"
         data.write_text(json.dumps(make_pairs()))
         for round_ in range(args.rounds):
-            for label, which, bf16 in entries[:: 1 if round_ % 2 == 0 else -1]:
+            for label, which, precision in entries[:: 1 if round_ % 2 == 0 else -1]:
                 result = Path(tmp) / "result.json"
                 cmd = [sys.executable, __file__, "--child", which, "--data", str(data), "--out", tmp,
-                       "--result", str(result)] + ["--child-bf16"] * bf16  # fmt: skip
+                       "--result", str(result), "--child-precision", precision]  # fmt: skip
                 # posttrain's child gets the environment its command gives itself (jemalloc when installed, see
                 # posttrain/cli/launch.py); TRL's runs with the system malloc unless --trl-jemalloc.
                 child_env = env if which == "trl" and not args.trl_jemalloc else (jemalloc_env(env) or env)

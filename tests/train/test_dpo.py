@@ -64,6 +64,23 @@ def test_resume_continues_exactly(tiny_model_dir, tmp_path):
     assert [json.loads(line)["step"] for line in lines] == [1, 2, 3, 4]
 
 
+def test_bf16_weights_train_and_resume_exactly(tiny_model_dir, tmp_path):
+    """model.dtype=bfloat16 trains the bf16 weights with the compensated AdamW (train/compensated_adamw.py): at
+    an lr whose updates bf16 alone would round away the loss still falls, and a resumed run (weights, moments and
+    compensation from the checkpoint) redoes the last steps exactly."""
+    pairs = lowercase_pairs(8)
+    out = tmp_path / "run"
+    overrides = ("model.dtype=bfloat16", "train.lr=2e-5", "train.epochs=3", "train.save_every=6", "data.shuffle=true")
+    full = train_dpo(config(tiny_model_dir, out, *overrides), pairs)
+    assert (out / "checkpoints" / "step-00000006").exists()
+    again = train_dpo(config(tiny_model_dir, out, *overrides), pairs)
+    for a, b in zip(full.metrics[6:], again.metrics[6:], strict=True):
+        assert a["loss"] == b["loss"]
+    losses_seen = [m["loss"] for m in full.metrics]
+    assert losses_seen[0] == pytest.approx(0.6931, abs=1e-3)
+    assert sum(losses_seen[-4:]) / 4 < losses_seen[0] - 0.01
+
+
 def test_different_run_in_same_dir_is_refused(tiny_model_dir, tmp_path):
     out = tmp_path / "run"
     train_dpo(config(tiny_model_dir, out, "train.save_every=1"), lowercase_pairs(4))

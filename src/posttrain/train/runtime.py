@@ -24,6 +24,7 @@ import yaml
 
 from posttrain.errors import InputError
 from posttrain.records import atomic_write_text, content_id
+from posttrain.train.compensated_adamw import CompensatedAdamW
 from posttrain.train.tracking import Tracker, TrackerName, check_report_to, open_trackers, scalars
 
 # ---------------------------------------------------------------------------------------------------- configs
@@ -216,12 +217,18 @@ def dither_for_bf16(model: Any, loop: LoopConfig, lora: LoRAConfig) -> None:
 
 def make_optimizer(model: Any, loop: LoopConfig, total_steps: int) -> tuple[Any, Any]:
     params = [p for p in model.parameters() if p.requires_grad]
-    # The fused kernel makes one pass over each tensor with no temporaries; on CPU the default per-tensor loop was
-    # ~15x slower per step for the embedded model's 135M parameters (seconds per step) and allocates copies.
-    fused = all(p.device.type in ("cpu", "cuda") and p.dtype.is_floating_point for p in params)
-    optimizer = torch.optim.AdamW(
-        params, lr=loop.lr, betas=(loop.betas[0], loop.betas[1]), weight_decay=loop.weight_decay, fused=fused
-    )
+    betas = (loop.betas[0], loop.betas[1])
+    if any(p.dtype in (torch.bfloat16, torch.float16) for p in params):
+        # torch's AdamW would round most small updates of bf16 weights away (train/compensated_adamw.py).
+        optimizer: torch.optim.Optimizer = CompensatedAdamW(
+            params, lr=loop.lr, betas=betas, weight_decay=loop.weight_decay,
+            dither_seed=loop.seed if loop.bf16_dither else None,
+        )  # fmt: skip
+    else:
+        # The fused kernel makes one pass over each tensor with no temporaries; on CPU the default per-tensor loop
+        # was ~15x slower per step for the embedded model's 135M parameters (seconds per step) and allocates copies.
+        fused = all(p.device.type in ("cpu", "cuda") and p.dtype.is_floating_point for p in params)
+        optimizer = torch.optim.AdamW(params, lr=loop.lr, betas=betas, weight_decay=loop.weight_decay, fused=fused)
 
     def factor(step: int) -> float:
         if step < loop.warmup_steps:

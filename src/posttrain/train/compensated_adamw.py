@@ -1,0 +1,135 @@
+"""AdamW for bf16 (or fp16) weights that keeps the updates bf16 cannot hold: Kahan-compensated weights.
+
+Training with the weights themselves in bf16 (`model.dtype: bfloat16`) runs every op of the forward and backward
+pass in bf16, with no per-step fp32 -> bf16 weight casts, and halves the weights, gradients and activations. But
+bf16 keeps 8 bits of mantissa: a weight of 0.05 sits on a grid of ~2e-4, and an update of lr 1e-6 rounds back to
+the same value, so a plain optimizer on bf16 weights (torch's AdamW included) leaves most weights where they are.
+Here each weight carries a compensation: the part of its exact value that bf16 rounded away. Every step adds the
+update to weight + compensation in fp32, stores the rounded result as the weight and the remainder as the
+compensation (Kahan summation), so small updates add up exactly and move the bf16 weight when they reach its grid
+(the design of torchdistx's AnyPrecisionAdamW; Zamirai et al. 2020, "Revisiting BFloat16 Training").
+
+The compensation starts as noise uniform over one grid step of its weight (`dither_seed`; None starts it at zero).
+From zero, every weight sits half a step from where its rounding flips, and weights with similar updates all wait
+until their sums cross that half step: at DPO's lr 1e-6 the embedded model's typical weights (|w| ~ 0.05, grid
+~2e-4) did not move in the benchmark's 16 steps and the loss stayed near log 2 (docs/benchmarks.md). Spread evenly
+over the grid, a weight flips with probability update / grid step, so the bf16 model follows the exact weights on
+average from the first step: the cure of `runtime.dither_for_bf16` for autocast, kept in the optimizer here.
+
+The compensation is fp32. In bf16 (AnyPrecisionAdamW's default) it holds ~2^-17 of its weight, and once dithered it
+is as large as half a grid step all the time, so its rounding adds noise of ~1e-7 per step to a weight of 0.05 —
+more than the whole update late in a decaying lr 1e-6 schedule: on the DPO benchmark the loss then trailed fp32's
+by up to 0.078 where an fp32 compensation keeps it within 0.031 (docs/benchmarks.md). The first moment is kept in
+the weight's dtype (it averages ~10 gradients with coefficient 0.1, which bf16 resolves), the second in fp32 (with
+beta2 = 0.999 it changes by 0.1% a step, below bf16's resolution of 0.4%: in bf16 it would freeze). Bytes per bf16
+weight: 2 weight + 2 gradient + 2 + 4 moments + 4 compensation = 14, where fp32 AdamW holds 16; the larger saving
+of bf16 training is in the activations. fp32 weights (e.g. LoRA adapters on a bf16 base) get exactly torch's
+AdamW update, without compensation.
+
+The update is torch's AdamW (decoupled weight decay, bias-corrected moments, eps outside the square root), done in
+fp32 slices of a few hundred thousand elements, so the temporaries stay in cache and no full-size fp32 copy of a
+weight is ever made.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+
+import torch
+
+SLICE = 1 << 18  # elements per fp32 slice: 1 MiB per scratch buffer
+
+
+class CompensatedAdamW(torch.optim.Optimizer):
+    def __init__(
+        self,
+        params: Iterable[torch.Tensor],
+        lr: float = 1e-3,
+        betas: tuple[float, float] = (0.9, 0.999),
+        eps: float = 1e-8,
+        weight_decay: float = 0.0,
+        dither_seed: int | None = 0,
+    ):
+        if lr < 0 or eps < 0 or weight_decay < 0 or not (0 <= betas[0] < 1 and 0 <= betas[1] < 1):
+            raise ValueError(f"invalid AdamW hyperparameters: lr={lr}, betas={betas}, eps={eps}, wd={weight_decay}")
+        super().__init__(params, {"lr": lr, "betas": tuple(betas), "eps": eps, "weight_decay": weight_decay})
+        self._scratch: list[torch.Tensor] = []
+        self._dither_seed = dither_seed
+        self._index = {p: i for i, p in enumerate(p for g in self.param_groups for p in g["params"])}
+
+    def _buffers(self, device: torch.device) -> list[torch.Tensor]:
+        if not self._scratch or self._scratch[0].device != device:
+            self._scratch = [torch.empty(SLICE, dtype=torch.float32, device=device) for _ in range(3)]
+        return self._scratch
+
+    def _init_state(self, p: torch.Tensor) -> dict:
+        state = self.state[p]
+        if not state:
+            state["step"] = torch.tensor(0.0)
+            state["exp_avg"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+            state["exp_avg_sq"] = torch.zeros_like(p, dtype=torch.float32, memory_format=torch.preserve_format)
+            if p.dtype != torch.float32:
+                state["compensation"] = self._start_compensation(p)
+        return state
+
+    def _start_compensation(self, p: torch.Tensor) -> torch.Tensor:
+        if self._dither_seed is None:
+            return torch.zeros_like(p, dtype=torch.float32, memory_format=torch.preserve_format)
+        generator = torch.Generator().manual_seed(self._dither_seed * 100_003 + self._index[p])
+        _, exponent = torch.frexp(p.detach().float())
+        grid = torch.ldexp(torch.full_like(exponent, torch.finfo(p.dtype).eps, dtype=torch.float32), exponent - 1)
+        noise = (torch.rand(p.shape, generator=generator) - 0.5).to(p.device) * grid
+        return torch.where(p == 0, 0.0, noise)
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        """As torch's, except that the fp32 states stay fp32: torch casts every loaded state to its weight's dtype."""
+        super().load_state_dict(state_dict)
+        saved_ids = [i for group in state_dict["param_groups"] for i in group["params"]]
+        params = [p for group in self.param_groups for p in group["params"]]
+        for i, p in zip(saved_ids, params, strict=True):
+            for key in ("exp_avg_sq", "compensation"):
+                if key in state_dict["state"].get(i, {}):
+                    self.state[p][key] = state_dict["state"][i][key].to(p.device, torch.float32)
+
+    @torch.no_grad()
+    def step(self, closure=None):  # type: ignore[no-untyped-def, override]
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        for group in self.param_groups:
+            lr, (beta1, beta2), eps, decay = group["lr"], group["betas"], group["eps"], group["weight_decay"]
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                if p.grad.is_sparse:
+                    raise RuntimeError("CompensatedAdamW does not support sparse gradients")
+                state = self._init_state(p)
+                state["step"] += 1
+                t = float(state["step"])
+                step_size = lr / (1 - beta1**t)
+                bias2_sqrt = math.sqrt(1 - beta2**t)
+                weight, grad = p.view(-1), p.grad.view(-1)
+                avg, avg_sq = state["exp_avg"].view(-1), state["exp_avg_sq"].view(-1)
+                comp = state["compensation"].view(-1) if "compensation" in state else None
+                g_buf, m_buf, x_buf = self._buffers(p.device)
+                for start in range(0, weight.numel(), SLICE):
+                    end = min(start + SLICE, weight.numel())
+                    g, m, x = g_buf[: end - start], m_buf[: end - start], x_buf[: end - start]
+                    g.copy_(grad[start:end])
+                    m.copy_(avg[start:end]).lerp_(g, 1 - beta1)
+                    avg[start:end].copy_(m)
+                    sq = avg_sq[start:end]
+                    sq.mul_(beta2).addcmul_(g, g, value=1 - beta2)
+                    denom = torch.sqrt(sq, out=g).div_(bias2_sqrt).add_(eps)  # the gradient is no longer needed
+                    x.copy_(weight[start:end])
+                    if comp is not None:
+                        x.add_(comp[start:end])  # the weight's exact value
+                    if decay:
+                        x.mul_(1 - lr * decay)
+                    x.addcdiv_(m, denom, value=-step_size)
+                    weight[start:end].copy_(x)  # rounded to the weight's dtype
+                    if comp is not None:
+                        comp[start:end].copy_(x.sub_(weight[start:end]))  # what the rounding dropped
+        return loss

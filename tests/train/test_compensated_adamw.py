@@ -1,0 +1,117 @@
+import pytest
+import torch
+
+from posttrain.train import compensated_adamw
+from posttrain.train.compensated_adamw import CompensatedAdamW
+from posttrain.train.runtime import LoopConfig, make_optimizer
+
+
+def _params(dtype: torch.dtype, seed: int = 0) -> list[torch.nn.Parameter]:
+    g = torch.Generator().manual_seed(seed)
+    # one tensor larger than a slice, so the sliced update is exercised across slice boundaries
+    shapes = [(compensated_adamw.SLICE + 37,), (48, 32), (5,)]
+    return [torch.nn.Parameter((torch.randn(s, generator=g) * 0.05).to(dtype)) for s in shapes]
+
+
+def _grads(params: list[torch.nn.Parameter], step: int) -> list[torch.Tensor]:
+    g = torch.Generator().manual_seed(1000 + step)
+    return [torch.randn(p.shape, generator=g) * 1e-2 for p in params]
+
+
+def _run(optimizer: torch.optim.Optimizer, params: list[torch.nn.Parameter], steps: range) -> None:
+    for step in steps:
+        for p, grad in zip(params, _grads(params, step), strict=True):
+            p.grad = grad.to(p.dtype)
+        optimizer.step()
+
+
+@pytest.mark.parametrize("weight_decay", [0.0, 0.1])
+def test_fp32_weights_follow_torch_adamw(weight_decay):
+    ours, theirs = _params(torch.float32), _params(torch.float32)
+    kwargs = {"lr": 1e-3, "betas": (0.9, 0.99), "weight_decay": weight_decay}
+    _run(CompensatedAdamW(ours, **kwargs), ours, range(6))
+    _run(torch.optim.AdamW(theirs, **kwargs), theirs, range(6))
+    for a, b in zip(ours, theirs, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-6, atol=1e-7)
+
+
+def test_bf16_weights_keep_updates_that_torch_adamw_rounds_away():
+    """lr 1e-6 on weights of ~0.05 (bf16 grid ~2e-4): torch's AdamW on bf16 weights barely moves them; with the
+    compensation, weight + compensation moves as fp32 AdamW from the same start."""
+    start = _params(torch.bfloat16)
+    exact = [torch.nn.Parameter(p.detach().float()) for p in start]
+    ours = [torch.nn.Parameter(p.detach().clone()) for p in start]
+    plain = [torch.nn.Parameter(p.detach().clone()) for p in start]
+    kwargs = {"lr": 1e-6, "weight_decay": 0.0}
+    optimizer = CompensatedAdamW(ours, **kwargs)
+    begin = [p.detach().float() + optimizer._start_compensation(p).float() for p in ours]  # the dithered start
+    steps = range(200)
+    _run(optimizer, ours, steps)
+    _run(torch.optim.AdamW(exact, **kwargs), exact, steps)
+    _run(torch.optim.AdamW(plain, **kwargs), plain, steps)
+    for p0, b0, p_exact, p_ours, p_plain in zip(start, begin, exact, ours, plain, strict=True):
+        moved = p_exact.detach() - p0.float()  # ~1e-5 per weight after 200 steps, the grid ~2e-4
+        total = p_ours.detach().float() + optimizer.state[p_ours]["compensation"]
+        error = (total - b0 - moved).abs()  # fp32 rounding of weight + compensation, and the bf16 first moment
+        assert error.mean() < 0.01 * moved.abs().mean() and error.max() < 0.05 * moved.abs().max()
+        assert (p_plain.detach().float() - p0.float()).abs().mean() < 0.1 * moved.abs().mean()
+
+
+@pytest.mark.parametrize("dither", [True, False])
+def test_the_dithered_compensation_lets_the_bf16_weights_follow_small_updates_on_average(dither):
+    """Every weight gets the same small update each step (a constant gradient: Adam moves each by lr). From a zero
+    compensation no bf16 weight moves until its sum crosses half a grid step; from the dithered one the rounded
+    weights move by the exact amount on average, from the first steps."""
+    g = torch.Generator().manual_seed(0)
+    weight = torch.nn.Parameter(((torch.rand(200_000, generator=g) + 0.5) * 0.05).to(torch.bfloat16))
+    start = weight.detach().float().clone()
+    optimizer = CompensatedAdamW([weight], lr=1e-6, dither_seed=0 if dither else None)
+    for _ in range(10):
+        weight.grad = torch.ones_like(weight)
+        optimizer.step()
+    mean_move = (weight.detach().float() - start).mean().item()  # exact: -1e-5, a tenth of the grid (~1e-4..4e-4)
+    if dither:
+        assert mean_move == pytest.approx(-1e-5, rel=0.15)
+    else:
+        assert mean_move == 0.0
+
+
+def test_state_dict_resumes_exactly():
+    a, b = _params(torch.bfloat16), _params(torch.bfloat16)
+    first = CompensatedAdamW(a, lr=1e-4)
+    _run(first, a, range(3))
+    second = CompensatedAdamW(b, lr=1e-4)
+    _run(second, b, range(3))
+    resumed = CompensatedAdamW(b, lr=1e-4)
+    resumed.load_state_dict(second.state_dict())
+    _run(first, a, range(3, 6))
+    _run(resumed, b, range(3, 6))
+    for x, y in zip(a, b, strict=True):
+        assert torch.equal(x, y)
+
+
+def test_state_dtypes():
+    (big, *_) = params = _params(torch.bfloat16)
+    optimizer = CompensatedAdamW(params, lr=1e-4)
+    _run(optimizer, params, range(1))
+    state = optimizer.state[big]
+    assert state["exp_avg"].dtype == torch.bfloat16
+    assert state["exp_avg_sq"].dtype == torch.float32  # bf16 cannot hold a 0.1% change per step
+    assert state["compensation"].dtype == torch.float32  # bf16 would add noise larger than small updates
+    fp32 = _params(torch.float32)
+    optimizer = CompensatedAdamW(fp32, lr=1e-4)
+    _run(optimizer, fp32, range(1))
+    assert "compensation" not in optimizer.state[fp32[0]]
+
+
+def test_make_optimizer_picks_compensation_for_bf16_weights():
+    model = torch.nn.Linear(4, 4)
+    optimizer, _ = make_optimizer(model, LoopConfig(), total_steps=10)
+    assert type(optimizer) is torch.optim.AdamW
+    optimizer, _ = make_optimizer(model.to(torch.bfloat16), LoopConfig(), total_steps=10)
+    assert isinstance(optimizer, CompensatedAdamW)
+
+
+def test_rejects_bad_hyperparameters():
+    with pytest.raises(ValueError, match="betas"):
+        CompensatedAdamW(_params(torch.float32), betas=(0.9, 1.0))
