@@ -44,15 +44,15 @@ def test_bf16_weights_keep_updates_that_torch_adamw_rounds_away():
     plain = [torch.nn.Parameter(p.detach().clone()) for p in start]
     kwargs = {"lr": 1e-6, "weight_decay": 0.0}
     optimizer = CompensatedAdamW(ours, **kwargs)
-    begin = [p.detach().float() + optimizer._start_compensation(p).float() for p in ours]  # the dithered start
+    begin = [p.detach().float() + optimizer._start_compensation(p) * optimizer.unit(p.detach()) for p in ours]
     steps = range(200)
     _run(optimizer, ours, steps)
     _run(torch.optim.AdamW(exact, **kwargs), exact, steps)
     _run(torch.optim.AdamW(plain, **kwargs), plain, steps)
     for p0, b0, p_exact, p_ours, p_plain in zip(start, begin, exact, ours, plain, strict=True):
         moved = p_exact.detach() - p0.float()  # ~1e-5 per weight after 200 steps, the grid ~2e-4
-        total = p_ours.detach().float() + optimizer.state[p_ours]["compensation"]
-        error = (total - b0 - moved).abs()  # fp32 rounding of weight + compensation, and the bf16 first moment
+        total = optimizer.exact_weight(p_ours)
+        error = (total - b0 - moved).abs()  # the compensation's resolution (2^-24 of the weight), the bf16 moment
         assert error.mean() < 0.01 * moved.abs().mean() and error.max() < 0.05 * moved.abs().max()
         assert (p_plain.detach().float() - p0.float()).abs().mean() < 0.1 * moved.abs().mean()
 
@@ -90,6 +90,12 @@ def test_state_dict_resumes_exactly():
         assert torch.equal(x, y)
 
 
+def test_the_compensation_unit_is_a_fraction_of_the_bf16_grid_step():
+    weight = torch.tensor([0.05, 1.0, -3e-4, 1.5, -7.0]).to(torch.bfloat16)
+    step = torch.nextafter(weight, torch.full_like(weight, float("inf"))).float() - weight.float()
+    assert torch.equal(CompensatedAdamW.unit(weight) * 2**16, step)
+
+
 def test_state_dtypes():
     (big, *_) = params = _params(torch.bfloat16)
     optimizer = CompensatedAdamW(params, lr=1e-4)
@@ -97,7 +103,7 @@ def test_state_dtypes():
     state = optimizer.state[big]
     assert state["exp_avg"].dtype == torch.bfloat16
     assert state["exp_avg_sq"].dtype == torch.float32  # bf16 cannot hold a 0.1% change per step
-    assert state["compensation"].dtype == torch.float32  # bf16 would add noise larger than small updates
+    assert state["compensation"].dtype == torch.int16  # in 2^-16 of a grid step: bf16 would be too coarse
     fp32 = _params(torch.float32)
     optimizer = CompensatedAdamW(fp32, lr=1e-4)
     _run(optimizer, fp32, range(1))
