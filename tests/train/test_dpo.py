@@ -91,6 +91,8 @@ def test_different_run_in_same_dir_is_refused(tiny_model_dir, tmp_path):
     train_dpo(config(tiny_model_dir, out, "train.save_every=1"), lowercase_pairs(4))
     with pytest.raises(InputError, match="different run"):
         train_dpo(config(tiny_model_dir, out, "train.save_every=1"), lowercase_pairs(6))
+    with pytest.raises(InputError, match="different run"):  # bf16 weights are another run
+        train_dpo(config(tiny_model_dir, out, "train.save_every=1", "model.dtype=bfloat16"), lowercase_pairs(4))
 
 
 def test_grad_accum_and_forward_splits_give_the_same_first_step(tiny_model_dir, tmp_path):

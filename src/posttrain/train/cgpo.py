@@ -90,6 +90,7 @@ from posttrain.train.runtime import (
     load_checkpoint,
     load_tokenizer_and_check,
     make_optimizer,
+    model_key,
     prepare_for_training,
     resolve_mixed_precision,
     run_fingerprint,
@@ -929,7 +930,7 @@ def train_cgpo(
     # Where the Ray engine runs (generation.ray) does not change what it samples: not part of the run's identity.
     generation = {k: v for k, v in asdict(cfg.generation).items() if k != "ray"}
     fingerprint = run_fingerprint(
-        [p.id for p in used], cfg.model.name, asdict(cfg.data), asdict(cfg.lora), generation,
+        [p.id for p in used], model_key(cfg.model), asdict(cfg.data), asdict(cfg.lora), generation,
         asdict(cfg.baseline), {n: asdict(t) for n, t in tasks.items()},
         trajectory_settings(loop),
     )  # fmt: skip

@@ -90,6 +90,7 @@ from posttrain.train.runtime import (
     dither_for_bf16,
     load_tokenizer_and_check,
     make_optimizer,
+    model_key,
     plan_steps,
     prepare_for_training,
     run_fingerprint,
@@ -586,7 +587,7 @@ def train_critic_rm(
     pad = pad_token_id(tokenizer)
     plan = plan_steps(len(examples), loop, accel, "critiqued pairs")
     fingerprint = run_fingerprint(
-        [records[e.record].id for e in examples], [e.chosen.ids + e.rejected.ids for e in examples], cfg.model.name,
+        [records[e.record].id for e in examples], [e.chosen.ids + e.rejected.ids for e in examples], model_key(cfg.model),
         cfg.data.__dict__, cfg.loss.__dict__, cfg.lora.__dict__, trajectory_settings(loop),
     )  # fmt: skip
     out = claim_output_dir(loop, fingerprint, "critic-rm", accel)

@@ -66,6 +66,7 @@ from posttrain.train.runtime import (
     dither_for_bf16,
     load_tokenizer_and_check,
     make_optimizer,
+    model_key,
     plan_steps,
     prepare_for_training,
     run_fingerprint,
@@ -239,6 +240,7 @@ def cached_reference(
         accel.mixed_precision,
         # the dithered start (`dither_for_bf16`) depends on the seed
         None if accel.mixed_precision == "no" else (cfg.train.bf16_dither, cfg.train.seed),
+        *([] if model.dtype == torch.float32 else [str(model.dtype)]),  # bf16 weights: another model
     )
     path = out / "reference_logps.pt"
     if path.exists():
@@ -334,7 +336,7 @@ def train_dpo(
     plan = plan_steps(len(kept), loop, accel, "groups" if any(isinstance(p, GroupPair) for p in pairs) else "pairs")
 
     fingerprint = run_fingerprint(
-        [pairs[i].id for i in kept], cfg.model.name, cfg.data.__dict__, cfg.loss.__dict__, cfg.lora.__dict__,
+        [pairs[i].id for i in kept], model_key(cfg.model), cfg.data.__dict__, cfg.loss.__dict__, cfg.lora.__dict__,
         trajectory_settings(loop),
     )  # fmt: skip
     out = claim_output_dir(loop, fingerprint, "dpo", accel)

@@ -59,6 +59,7 @@ from posttrain.train.runtime import (
     dither_for_bf16,
     load_tokenizer_and_check,
     make_optimizer,
+    model_key,
     plan_steps,
     prepare_for_training,
     run_fingerprint,
@@ -192,7 +193,7 @@ def train_reward(
     plan = plan_steps(len(rows), loop, accel, "pairs")
 
     fingerprint = run_fingerprint(
-        [pairs[i].id for i in kept], cfg.model.name, cfg.data.__dict__, cfg.loss.__dict__, cfg.lora.__dict__,
+        [pairs[i].id for i in kept], model_key(cfg.model), cfg.data.__dict__, cfg.loss.__dict__, cfg.lora.__dict__,
         trajectory_settings(loop),
     )  # fmt: skip
     out = claim_output_dir(loop, fingerprint, "rm", accel)

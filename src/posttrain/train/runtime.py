@@ -34,7 +34,9 @@ from posttrain.train.tracking import Tracker, TrackerName, check_report_to, open
 class ModelConfig:
     name: str = "embedded"  # "embedded" or a local HF model directory
     tokenizer: str | None = None  # a different tokenizer directory (checked against the model's embeddings)
-    dtype: Literal["float32", "bfloat16", "float16"] = "float32"  # weights; mixed precision is train.mixed_precision
+    # The weights' dtype (bf16 weights train with the compensated AdamW, train/compensated_adamw.py); auto: bfloat16
+    # on CPUs that compute bf16 natively, else float32. Autocast over fp32 weights is train.mixed_precision.
+    dtype: Literal["float32", "bfloat16", "float16", "auto"] = "float32"
 
 
 @dataclass
@@ -145,8 +147,10 @@ def load_tokenizer_and_check(model_cfg: ModelConfig, model: Any, tokenizer: Any)
 
 
 def torch_dtype(name: str) -> torch.dtype:
-    """The torch dtype of a `model.dtype` name (the config only admits these three)."""
-    return {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}[name]
+    """The torch dtype of a `model.dtype` name ("auto": bf16 on a CPU with native bf16, else fp32)."""
+    from posttrain.models.hf import resolve_dtype
+
+    return torch.float16 if name == "float16" else resolve_dtype(name)
 
 
 def apply_lora(model: Any, lora: LoRAConfig, task_type: str = "CAUSAL_LM") -> Any:
@@ -388,6 +392,13 @@ def trajectory_settings(loop: LoopConfig) -> dict[str, Any]:
         "gradient_checkpointing", "report_to",
     )  # fmt: skip
     return {k: v for k, v in loop.__dict__.items() if k not in neutral}
+
+
+def model_key(model: ModelConfig) -> Any:
+    """The starting model in a run fingerprint: its name, and the weights' dtype unless fp32 (bf16 weights make
+    another run; fp32 runs keep the fingerprints they had)."""
+    dtype = torch_dtype(model.dtype)
+    return model.name if dtype == torch.float32 else [model.name, str(dtype)]
 
 
 def run_fingerprint(*parts: Any) -> str:

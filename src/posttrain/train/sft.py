@@ -54,6 +54,7 @@ from posttrain.train.runtime import (
     dither_for_bf16,
     load_tokenizer_and_check,
     make_optimizer,
+    model_key,
     plan_steps,
     prepare_for_training,
     run_fingerprint,
@@ -163,7 +164,7 @@ def train_sft(
     plan = plan_steps(len(seqs), loop, accel, "examples")
 
     fingerprint = run_fingerprint(
-        [examples[i].id for i in kept], cfg.model.name, cfg.data.__dict__, cfg.lora.__dict__,
+        [examples[i].id for i in kept], model_key(cfg.model), cfg.data.__dict__, cfg.lora.__dict__,
         trajectory_settings(loop),
     )  # fmt: skip
     out = claim_output_dir(loop, fingerprint, recipe, accel)
