@@ -3,6 +3,7 @@
     python bench/grpo_vs_trl.py                  # both, then the comparison
     python bench/grpo_vs_trl.py --only posttrain
     python bench/grpo_vs_trl.py --rounds 2       # alternate the order to cancel the machine's drift
+    BENCH_POSTTRAIN_OVERRIDES="model.dtype=bfloat16" python bench/grpo_vs_trl.py   # extra posttrain overrides
 
 Job: the embedded SmolLM2-135M-Instruct, 16 synthetic instruction-following prompts (posttrain's generator, seed
 0, 1-3 constraints), K = 4 responses per prompt, 4 prompts per step, 4 steps (64 responses), at most 64 new tokens,
@@ -36,6 +37,7 @@ from posttrain.cli.launch import jemalloc_env
 
 THREADS = 2
 N_PROMPTS, K, PROMPTS_PER_STEP, STEPS, MAX_NEW, LR = 16, 4, 4, 4, 64, 1e-6
+EXTRA: list[str] = [a for a in os.environ.get("BENCH_POSTTRAIN_OVERRIDES", "").split() if a]
 
 
 def make_prompts(path: Path) -> None:
@@ -126,6 +128,7 @@ def run_posttrain(data: Path, out: Path, dtype: str) -> dict:
             "generation.require_finished=false", "evaluate=false",
             f"{task}optimizer=grpo", f"{task}k={K}", f"{task}batch_size={PROMPTS_PER_STEP}",
             f"{task}reward={{type: ifeval, mode: fixed}}", f"{task}loss_aggregation=token", f"{task}kl_coef=0.0",
+            *EXTRA,
         ],
     )  # fmt: skip
     result = train_cgpo(cfg, prompts)
