@@ -16,15 +16,16 @@ until their sums cross that half step: at DPO's lr 1e-6 the embedded model's typ
 over the grid, a weight flips with probability update / grid step, so the bf16 model follows the exact weights on
 average from the first step: the cure of `runtime.dither_for_bf16` for autocast, kept in the optimizer here.
 
-The compensation is fp32. In bf16 (AnyPrecisionAdamW's default) it holds ~2^-17 of its weight, and once dithered it
+The compensation is an int16 count of 2^-16 of its weight's grid step: 2 bytes, and a resolution of 2^-24 of the
+weight, like fp32's. In bf16 (AnyPrecisionAdamW's default) it would hold ~2^-17 of its weight, and once dithered it
 is as large as half a grid step all the time, so its rounding adds noise of ~1e-7 per step to a weight of 0.05 —
 more than the whole update late in a decaying lr 1e-6 schedule: on the DPO benchmark the loss then trailed fp32's
-by up to 0.078 where an fp32 compensation keeps it within 0.031 (docs/benchmarks.md). The first moment is kept in
-the weight's dtype (it averages ~10 gradients with coefficient 0.1, which bf16 resolves), the second in fp32 (with
-beta2 = 0.999 it changes by 0.1% a step, below bf16's resolution of 0.4%: in bf16 it would freeze). Bytes per bf16
-weight: 2 weight + 2 gradient + 2 + 4 moments + 4 compensation = 14, where fp32 AdamW holds 16; the larger saving
-of bf16 training is in the activations. fp32 weights (e.g. LoRA adapters on a bf16 base) get exactly torch's
-AdamW update, without compensation.
+by up to 0.078 (fp32 compensation: within 0.031; int16: within 0.047, the differences of these two being which
+weights' rounding flips; docs/benchmarks.md). The first moment is kept in the weight's dtype (it averages ~10
+gradients with coefficient 0.1, which bf16 resolves), the second in fp32 (with beta2 = 0.999 it changes by 0.1% a
+step, below bf16's resolution of 0.4%: in bf16 it would freeze). Bytes per bf16 weight: 2 weight + 2 gradient +
+2 + 4 moments + 2 compensation = 12, where fp32 AdamW holds 16. fp32 weights (e.g. LoRA adapters on a bf16 base)
+get exactly torch's AdamW update, without compensation.
 
 The update is torch's AdamW (decoupled weight decay, bias-corrected moments, eps outside the square root), done in
 fp32 slices of a few hundred thousand elements, so the temporaries stay in cache and no full-size fp32 copy of a
