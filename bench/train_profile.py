@@ -5,6 +5,7 @@
     python bench/train_profile.py --dtype bfloat16 --examples-per-forward 8 --attention sdpa packed
     python bench/train_profile.py --step dpo grpo --dtype both   # the DPO and online trainers themselves
     python bench/train_profile.py --step dpo --dtype float32 --top 15   # and the 15 ops with most self time
+    python bench/train_profile.py --step dpo grpo --dtype bf16-weights  # the weights in bf16 (model.dtype=bfloat16)
     nice -n 19 python bench/train_profile.py --smoke     # a tiny model, to check the script runs
 
 `--step sft` (the default) is what `train/sft.py` runs, built from the same pieces (`collate`, `TokenLogps`,
@@ -261,6 +262,12 @@ def profile_trainer(train: Any, schedule: dict[str, int]) -> tuple[Any, list[Any
     return result, recorded, walls
 
 
+def start_model(model: Any, dtype: str) -> Any:
+    """A fresh copy of the fp32 model for one run; for `bf16-weights`, cast to bf16 (as `model.dtype=bfloat16`)."""
+    fresh = copy.deepcopy(model)
+    return fresh.to(torch.bfloat16) if dtype == "bf16-weights" else fresh
+
+
 def run_dpo(dtype: str, model_and_tokenizer: tuple[Any, Any], steps: int, out: Path) -> None:
     import dpo_vs_trl as job
 
@@ -277,7 +284,7 @@ def run_dpo(dtype: str, model_and_tokenizer: tuple[Any, Any], steps: int, out: P
         "data.bucket_by_length=false", f"train.mixed_precision={'bf16' if dtype == 'bfloat16' else 'no'}",
     ])  # fmt: skip
     result, events, _ = profile_trainer(
-        lambda: train_dpo(cfg, pairs, model=copy.deepcopy(model), tokenizer=tokenizer),
+        lambda: train_dpo(cfg, pairs, model=start_model(model, dtype), tokenizer=tokenizer),
         {"wait": 1, "warmup": 1, "active": steps},
     )
     # Speed from the `steps` steps after the recorded ones (the profiler slows what it records). DPO's `tokens` and
@@ -301,7 +308,7 @@ def run_grpo(dtype: str, model_and_tokenizer: tuple[Any, Any], out: Path) -> Non
         f"train.mixed_precision={'bf16' if dtype == 'bfloat16' else 'no'}",
     ])  # fmt: skip
     result, events, walls = profile_trainer(
-        lambda: train_cgpo(cfg, model=copy.deepcopy(model), tokenizer=tokenizer), {"wait": 1, "warmup": 1, "active": 2}
+        lambda: train_cgpo(cfg, model=start_model(model, dtype), tokenizer=tokenizer), {"wait": 1, "warmup": 1, "active": 2}
     )
     # Rollout 2 is recorded; rollout 3 runs unprofiled, and its wall time is split by the same wrappers.
     row, generation, judging = result.metrics[2], walls["posttrain.generate"][2], sum(walls["posttrain.judge"][2:])
@@ -315,7 +322,8 @@ def run_grpo(dtype: str, model_and_tokenizer: tuple[Any, Any], out: Path) -> Non
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--step", nargs="*", choices=["sft", "dpo", "grpo"], default=["sft"])
-    parser.add_argument("--dtype", choices=["float32", "bfloat16", "both"], default="both")
+    parser.add_argument("--dtype", choices=["float32", "bfloat16", "both", "bf16-weights"], default="both",
+                        help="bfloat16: autocast over fp32 weights; bf16-weights (DPO, GRPO): the weights in bf16")  # fmt: skip
     parser.add_argument("--examples-per-forward", type=int, nargs="*", default=[1, 8])
     parser.add_argument("--steps", type=int, default=3, help="SFT and DPO steps recorded")
     parser.add_argument("--batch", type=int, default=8)
@@ -324,6 +332,8 @@ def main() -> None:
     parser.add_argument("--smoke", action="store_true", help="a tiny model built from a config; 1 step")
     parser.add_argument("--top", type=int, default=0, help="also print the N ops with the most self time")
     args = parser.parse_args()
+    if args.dtype == "bf16-weights" and "sft" in args.step:
+        parser.error("--dtype bf16-weights profiles the DPO and online trainers: use --step dpo grpo")
     global TOP_OPS
     TOP_OPS = args.top
     torch.set_num_threads(args.threads)
