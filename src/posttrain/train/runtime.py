@@ -87,7 +87,8 @@ class LoopConfig:
     # and on CPUs that compute bf16 natively (AVX512-BF16/AMX: SFT steps 1.5x faster with packed passes, bench/train_profile.py),
     # else no.
     mixed_precision: Literal["no", "bf16", "auto"] = "no"
-    # With bf16: spread the fp32 weights over bf16's rounding grid once, before training (see `dither_for_bf16`).
+    # With bf16 autocast: spread the fp32 weights over bf16's rounding grid once, before training (`dither_for_bf16`);
+    # with bf16 weights: start the compensated AdamW's compensation spread over one grid step (compensated_adamw.py).
     bf16_dither: bool = True
     threads: int | None = None  # torch intra-op threads
     # glibc only, a memory/speed trade: tensors of at least this many KiB get their own mmap, so freed activations
