@@ -28,8 +28,7 @@ step, below bf16's resolution of 0.4%: in bf16 it would freeze). Bytes per bf16 
 get exactly torch's AdamW update, without compensation.
 
 The update is torch's AdamW (decoupled weight decay, bias-corrected moments, eps outside the square root), done in
-fp32 slices of a few hundred thousand elements, so the temporaries stay in cache and no full-size fp32 copy of a
-weight is ever made.
+fp32 slices of 2^20 elements through four 4 MiB scratch buffers, so no full-size fp32 copy of a weight is ever made.
 """
 
 from __future__ import annotations
@@ -39,7 +38,7 @@ from collections.abc import Iterable
 
 import torch
 
-SLICE = 1 << 18  # elements per fp32 slice: 1 MiB per scratch buffer
+SLICE = 1 << 20  # elements per fp32 slice: 4 MiB per scratch buffer (fewest seconds per step among 2^16..2^22)
 
 
 class CompensatedAdamW(torch.optim.Optimizer):
@@ -129,8 +128,9 @@ class CompensatedAdamW(torch.optim.Optimizer):
                 state = self._init_state(p)
                 state["step"] += 1
                 t = float(state["step"])
-                step_size = lr / (1 - beta1**t)
                 bias2_sqrt = math.sqrt(1 - beta2**t)
+                # m / (sqrt(v) / b2 + eps) = b2 * m / (sqrt(v) + eps * b2): one pass fewer
+                step_size, eps_scaled = lr / (1 - beta1**t) * bias2_sqrt, eps * bias2_sqrt
                 weight, grad = p.view(-1), p.grad.view(-1)
                 avg, avg_sq = state["exp_avg"].view(-1), state["exp_avg_sq"].view(-1)
                 comp = state["compensation"].view(-1) if "compensation" in state else None
@@ -143,7 +143,7 @@ class CompensatedAdamW(torch.optim.Optimizer):
                     avg[start:end].copy_(m)
                     sq = avg_sq[start:end]
                     sq.mul_(beta2).addcmul_(g, g, value=1 - beta2)
-                    denom = torch.sqrt(sq, out=g).div_(bias2_sqrt).add_(eps)  # the gradient is no longer needed
+                    denom = torch.sqrt(sq, out=g).add_(eps_scaled)  # the gradient is no longer needed
                     x.copy_(weight[start:end])
                     if comp is not None:  # the weight's exact value
                         x.addcmul_(comp[start:end], self.unit(weight[start:end], out=u))
