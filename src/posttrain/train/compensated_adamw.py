@@ -85,9 +85,9 @@ class CompensatedAdamW(torch.optim.Optimizer):
         """The compensation's unit for each weight: 2^-16 of the weight's grid step (bf16: the step is 2^-7 of the
         power of two at or below |w|), as fp32."""
         if weight.dtype == torch.bfloat16:
-            # From the bits, 13x faster than frexp + exp2 here: bf16's 8 exponent bits E (bias 127) give the step
-            # 2^(E - 134) and the unit 2^(E - 150), an fp32 whose exponent field is E - 23 (1 at least: weights
-            # below 2^-103 get a unit of 2^-126 and a saturated compensation).
+            # From the bits (0.06 s per pass over the embedded model's weights; frexp + exp2: 0.51 s): bf16's 8
+            # exponent bits E (bias 127) give the step 2^(E - 134) and the unit 2^(E - 150), an fp32 whose exponent
+            # field is E - 23 (1 at least: weights below 2^-103 get a unit of 2^-126 and a saturated compensation).
             out = torch.empty(weight.shape, dtype=torch.float32, device=weight.device) if out is None else out
             exponent = torch.bitwise_right_shift(weight.view(torch.int16), 7, out=out.view(torch.int32))
             exponent.bitwise_and_(0xFF).sub_(23).clamp_(min=1).bitwise_left_shift_(23)
