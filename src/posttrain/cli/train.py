@@ -203,3 +203,8 @@ def _online(config: Path | None, overrides: list[str] | None, prompts: Path | No
 
             acc = json.loads(metrics.read_text(encoding="utf-8"))["prompt_level_strict_acc"]
             Console().print(f"{name}: held-out violation rate {1 - acc:.3f} (prompt-level strict, IFEval mode)")
+    from posttrain.evals.paired import compare_dirs
+
+    paired = compare_dirs(result.output_dir / "eval_before" / "heldout", result.output_dir / "eval_after" / "heldout")
+    if paired is not None:
+        Console().print(f"held-out, prompt-level strict: {paired.describe()}")

@@ -8,6 +8,7 @@ from itertools import combinations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from posttrain.evals.paired import compare_dirs
 from posttrain.records import Pair, Prompt, Sample, Verdict, read_records
 
 if TYPE_CHECKING:
@@ -184,6 +185,9 @@ def collect_summary(cfg: RunConfig, run_dir: Path, timings: list[dict[str, Any]]
             f"Held-out synthetic prompts (n={heldout['n']}), prompt-level strict accuracy: "
             f"{100 * b:.1f}% before → {100 * a:.1f}% after training ({100 * (a - b):+.1f} pts)."
         )
+        paired = compare_dirs(run_dir / "eval_before" / "heldout", run_dir / "eval_after" / "heldout")
+        if paired is not None:
+            headline += f" Paired: {paired.describe()}."
     rs_stats = pair_stats.get("rs") or pair_stats.get("mcts") or pair_stats.get("repair") or {}
     return {
         "name": cfg.name,
