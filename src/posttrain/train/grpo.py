@@ -20,8 +20,10 @@ task's Mixture of Judges and computes their per-token log-probs under the sampli
    for grpo kl_coef·k3(π‖π_ref);
 4. tokens add up by `loss_aggregation`: token (DAPO), sequence (the GRPO paper) or fixed (Dr. GRPO).
 With `drop_uniform_groups`, prompts whose K rewards are all equal are left out (their advantage is 0 anyway; this
-is DAPO's dynamic-sampling filter without the re-sampling that refills the batch); with `overlong: filter`, cut-off
-responses keep their place in the group statistics but get no loss (DAPO's overlong filtering).
+is DAPO's dynamic-sampling filter); with `refill: n` as well, the loop rolls out up to n more batches of prompts in
+the same step while fewer than batch_size prompts carry signal (DAPO's dynamic sampling, `informative_groups`);
+with `overlong: filter`, cut-off responses keep their place in the group statistics but get no loss (DAPO's
+overlong filtering).
 
 `train.updates_per_rollout` > 1 takes several optimizer steps on one rollout (GRPO's μ): π_old stays the policy
 that sampled, so the ratio and its clip do their work from the second step on.
@@ -60,6 +62,15 @@ def rewards_of(task: CGPOTask, r: Rollout, cfg: CGPOConfig) -> list[float | None
                                        task.overlong_buffer)  # fmt: skip
         out.append(reward)
     return out
+
+
+def informative_groups(task: CGPOTask, r: Rollout, cfg: CGPOConfig) -> int:
+    """This process's prompts whose usable rewards are not all equal: the groups a group optimizer learns from."""
+    by_prompt: dict[int, set[float]] = {}
+    for b, x in zip(r.prompt_of, rewards_of(task, r, cfg), strict=True):
+        if x is not None:
+            by_prompt.setdefault(b, set()).add(x)
+    return sum(len(values) > 1 for values in by_prompt.values())
 
 
 def _flat(per_seq: list[torch.Tensor | None], lengths: torch.Tensor) -> torch.Tensor | None:
