@@ -8,8 +8,9 @@ Every figure is a fresh process timed from spawn to exit (imports, JIT, cache lo
 included); each command runs --runs times and the minimum and median are printed. Commands:
 
 - `python -c pass`: the interpreter alone, the floor under every other line (site-packages' .pth files included).
-- `posttrain --help` through the installed `posttrain` launcher, as typed (goal: < 0.3 s). Help runs as is; other
-  commands re-execute under jemalloc when it is installed (posttrain.cli.launch).
+- `posttrain --help` through the installed `posttrain` launcher, as typed (goal: < 0.3 s). Help and scoring a responses
+  file (`eval ifeval|ifbench` without `--model`) run as is; other commands re-execute under jemalloc when it is
+  installed (posttrain.cli.launch).
 - `posttrain --version`, which re-executes, and again with POSTTRAIN_ALLOCATOR=system, which does not: the
   difference is what the re-execution costs every other command.
 - `posttrain eval ifeval --data D --responses R --out O`: the command as documented, default workers.

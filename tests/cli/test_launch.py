@@ -68,15 +68,24 @@ def test_the_command_keeps_the_system_malloc_when_told():
     assert "malloc: system" in _version_line(POSTTRAIN_ALLOCATOR="system")
 
 
-@pytest.mark.parametrize("args", [[], ["--help"], ["eval", "ifeval", "--help"]])
-def test_help_is_printed_without_re_executing(found, monkeypatch, args):
-    # Help text is the same under any malloc; a second interpreter start would only slow `posttrain --help` down.
+@pytest.mark.parametrize(
+    "args",
+    [[], ["--help"], ["eval", "ifeval", "--help"], ["eval", "ifeval", "--data", "d", "--responses", "r", "--out", "o"],
+     ["eval", "ifbench", "--responses", "r", "--out", "o"]],
+)  # fmt: skip
+def test_help_and_scoring_run_without_re_executing(found, monkeypatch, args):
+    # Help text and scores of a responses file are the same under any malloc; a second interpreter start would only
+    # slow them down.
     monkeypatch.setattr(launch.sys, "argv", ["posttrain", *args])
     assert _executes(monkeypatch) is False
 
 
-def test_a_command_re_executes_under_jemalloc(found, monkeypatch):
-    monkeypatch.setattr(launch.sys, "argv", ["posttrain", "sample", "--prompts", "p.jsonl"])
+@pytest.mark.parametrize(
+    "args", [["sample", "--prompts", "p.jsonl"], ["eval", "ifeval", "--model", "embedded", "--out", "o"],
+             ["eval", "rubric", "--data", "d", "--out", "o"]],
+)  # fmt: skip
+def test_a_command_re_executes_under_jemalloc(found, monkeypatch, args):
+    monkeypatch.setattr(launch.sys, "argv", ["posttrain", *args])
     assert _executes(monkeypatch) is True
 
 

@@ -8,8 +8,9 @@ returns freed pages to the system after a short delay and fragments less. PyTorc
 
 The allocator can only be chosen before the process starts, so the command re-executes itself once with
 `LD_PRELOAD` set. `POSTTRAIN_ALLOCATOR=system` keeps the C library's malloc; a `MALLOC_CONF` already set is kept.
-A request for help only prints text, the same under either malloc, so it runs as is and `posttrain --help` does not
-pay for a second interpreter start (bench/startup.py measures what that costs).
+A request for help only prints text, and `posttrain eval ifeval|ifbench --responses` only scores text files: both
+run the same under either malloc, so they run as is and do not pay for a second interpreter start
+(bench/startup.py measures what that costs).
 Only on Linux, and only if the library is installed (Debian: `apt-get install libjemalloc2`; the install script
 does it); otherwise the command runs as is. No heavy imports here: this runs before the CLI is loaded.
 """
@@ -48,14 +49,16 @@ def jemalloc_env(environ: Mapping[str, str]) -> dict[str, str] | None:
     }
 
 
-def asks_for_help(args: Sequence[str]) -> bool:
-    """`posttrain` alone, or `--help` anywhere (`posttrain eval ifeval --help`): the command prints help and exits.
-    An option value spelled `--help` (`--stop --help`) runs the command under the C library's malloc, nothing else."""
-    return not args or "--help" in args
+def runs_as_is(args: Sequence[str]) -> bool:
+    """`posttrain` alone, or `--help` anywhere (`posttrain eval ifeval --help`): the command prints help and exits;
+    `posttrain eval ifeval|ifbench` without `--model`: it scores a responses file, no tensor in sight. An option value
+    spelled `--help` (`--stop --help`) runs the command under the C library's malloc, nothing else."""
+    scoring = args[:1] == ["eval"] and args[1:2] in (["ifeval"], ["ifbench"]) and "--model" not in args
+    return not args or "--help" in args or scoring
 
 
 def entry() -> None:
-    env = None if asks_for_help(sys.argv[1:]) else jemalloc_env(os.environ)
+    env = None if runs_as_is(sys.argv[1:]) else jemalloc_env(os.environ)
     if env is not None:
         sys.stdout.flush()
         os.execve(sys.executable, [sys.executable, *sys.orig_argv[1:]], env)
