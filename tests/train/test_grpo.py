@@ -329,7 +329,9 @@ def test_cli_grpo_defaults_to_grpo_and_rejects_a_single_response(tiny_model_dir,
     assert "clip_fraction" in (tmp_path / "o" / "metrics.jsonl").read_text()  # the grpo update ran
 
 
-@pytest.mark.parametrize("recipe", ["recipes/grpo_ifeval.yaml", "recipes/cgpo_ifeval.yaml"])
+@pytest.mark.parametrize(
+    "recipe", ["recipes/grpo_ifeval.yaml", "recipes/grpo_ifeval_sft.yaml", "recipes/cgpo_ifeval.yaml"]
+)
 def test_online_recipes_are_valid(recipe: str):
     from pathlib import Path
 

@@ -40,6 +40,7 @@ recipes' do.
 from __future__ import annotations
 
 import copy
+import functools
 import json
 import shutil
 import time
@@ -1068,8 +1069,7 @@ def train_cgpo(
             t0 = time.perf_counter()
             prepared = {}
             for name, task in tasks.items():
-                more = lambda name=name: take(name)  # noqa: E731
-                prepared[name] = prepare_step(name, task, take(name), step, state, cfg, more)
+                prepared[name] = prepare_step(name, task, take(name), step, state, cfg, functools.partial(take, name))
             task_loss = dict.fromkeys(tasks, 0.0)
             for _ in range(loop.updates_per_rollout):  # GRPO's μ; CGPO's optimizers: once
                 for name, task in tasks.items():
