@@ -416,3 +416,22 @@ def test_cli_runs_and_reports_bad_config(tiny_model_dir, tmp_path, capsys):
     assert "trained 1 steps" in capsys.readouterr().out
     assert main([*args, "tasks.instruction_following.optimizer=ppo"]) == 2
     assert "'tasks.instruction_following.optimizer': Input should be 'crpg', 'codpo', 'crraft', 'grpo', 'rloo' or 'reinforce_pp'" in capsys.readouterr().err
+
+
+def test_before_evaluates_the_policy_as_loaded_not_as_stored(tiny_model_dir, tokenizer, tmp_path):
+    from safetensors.torch import load_file
+    from transformers import AutoModelForCausalLM
+
+    from posttrain.train.cgpo import starting_policy
+
+    cfg = run_config(tiny_model_dir, tmp_path / "run")
+    fp32 = AutoModelForCausalLM.from_pretrained(tiny_model_dir, dtype=torch.float32)
+    assert starting_policy(cfg, fp32, tokenizer, tmp_path, dithered=False) == str(tiny_model_dir)  # as stored
+    assert starting_policy(cfg, fp32, tokenizer, tmp_path / "d", dithered=True) == str(tmp_path / "d" / "start_model")
+    # bf16 weights (model.dtype=bfloat16) are not the stored fp32 ones: "before" must see the rounded weights.
+    bf16 = AutoModelForCausalLM.from_pretrained(tiny_model_dir, dtype=torch.bfloat16)
+    path = starting_policy(cfg, bf16, tokenizer, tmp_path / "b", dithered=False)
+    saved = load_file(f"{path}/model.safetensors")
+    assert all(torch.equal(saved[name], p) for name, p in bf16.named_parameters() if name in saved)
+    stored = load_file(tiny_model_dir / "model.safetensors")
+    assert any(not torch.equal(stored[k].to(torch.bfloat16).float(), stored[k]) for k in stored)  # rounding changed them

@@ -395,6 +395,19 @@ def synthetic_prompts(cfg: CGPOConfig, out: Path) -> list[Prompt]:
     return read_records(out / "prompts" / "train.jsonl", Prompt)
 
 
+def starting_policy(cfg: CGPOConfig, model: Any, tokenizer: Any, out: Path, dithered: bool) -> str:
+    """The model "before" evaluates: the policy training starts from. Weights cast on load (`model.dtype`
+    bfloat16) or dithered differ from the stored model, and greedy answers follow them (the bf16 cast of an SFT
+    model answered 5 more of 128 held-out prompts than the model as stored): those weights are saved to
+    `<out>/start_model` and evaluated, so "before → after" measures training alone."""
+    if not dithered and all(p.dtype == torch.float32 for p in model.parameters()):
+        return cfg.model.name
+    path = out / "start_model"
+    model.save_pretrained(path)
+    tokenizer.save_pretrained(path)
+    return str(path)
+
+
 def evaluate_heldout(cfg: CGPOConfig, model: str, out: Path, eval_dir: Path) -> None:
     """Greedy IFEval-style metrics on the held-out synthetic prompts and the benchmarks of `eval` (IFEval, IFBench)."""
     from posttrain.evals.greedy import benchmark_prompts, evaluate_greedy
@@ -990,11 +1003,11 @@ def train_cgpo(
             shutil.rmtree(out / "checkpoints", ignore_errors=True)
         out.mkdir(parents=True, exist_ok=True)
         (out / "run.json").write_text(json.dumps({"fingerprint": fingerprint, "recipe": "cgpo"}), encoding="utf-8")
-        if synthetic and cfg.evaluate and not (out / "eval_before" / "heldout" / "metrics.json").exists():
-            evaluate_heldout(cfg, cfg.model.name, out, out / "eval_before")
     accel.wait_for_everyone()
-
-    dither_for_bf16(model, loop, cfg.lora)  # before π_ref and the sampler are copied from it
+    dithered = dither_for_bf16(model, loop, cfg.lora)  # before π_ref and the sampler are copied from it
+    if main and synthetic and cfg.evaluate and not (out / "eval_before" / "heldout" / "metrics.json").exists():
+        evaluate_heldout(cfg, starting_policy(cfg, model, tokenizer, out, dithered), out, out / "eval_before")
+    accel.wait_for_everyone()
     # π_ref is the starting policy, frozen; a copy costs one model of memory and keeps the loop free of swaps.
     reference = copy.deepcopy(model).eval().requires_grad_(False) if needs_reference(tasks) else None
     sampler = bf16_sampler(cfg, model if reference is None else reference)

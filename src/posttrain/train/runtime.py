@@ -197,7 +197,7 @@ def prepare_for_training(model: Any, loop: LoopConfig) -> bool:
     return packed
 
 
-def dither_for_bf16(model: Any, loop: LoopConfig, lora: LoRAConfig) -> None:
+def dither_for_bf16(model: Any, loop: LoopConfig, lora: LoRAConfig) -> bool:
     """Under bf16 autocast every forward pass rounds each fp32 weight to bf16, and mixed precision relies on that
     rounding being unbiased on average: an update of size d should flip the rounded weight with probability
     d / (grid step). Weights loaded from an f16, bf16 or quantized checkpoint break that: they sit on bf16's grid
@@ -208,7 +208,7 @@ def dither_for_bf16(model: Any, loop: LoopConfig, lora: LoRAConfig) -> None:
     evenly between grid points, so the bf16 model moves as the fp32 weights do, on average; the noise is the size of
     the rounding every bf16 forward pass already applies. Frozen (LoRA) and zero weights are left as they are."""
     if not loop.bf16_dither or lora.enabled or resolve_mixed_precision(loop.mixed_precision) != "bf16":
-        return
+        return False
     generator = torch.Generator().manual_seed(loop.seed)
     with torch.no_grad():
         for param in model.parameters():
@@ -218,6 +218,7 @@ def dither_for_bf16(model: Any, loop: LoopConfig, lora: LoRAConfig) -> None:
             step = torch.ldexp(torch.ones_like(param), exponent - 8)  # bf16 keeps 8 significant bits
             noise = (torch.rand(param.shape, generator=generator) - 0.5).to(param.device)
             param.add_(torch.where(param == 0, 0.0, noise * step))
+    return True
 
 
 def make_optimizer(model: Any, loop: LoopConfig, total_steps: int) -> tuple[Any, Any]:
