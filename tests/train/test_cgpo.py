@@ -30,6 +30,7 @@ from posttrain.train.cgpo import (
     heldout_violation,
     parse_tasks,
     reference_baselines,
+    sampled_paired,
     task_step,
     train_cgpo,
 )
@@ -325,6 +326,14 @@ def test_heldout_violation_judges_k_samples_as_training_does(tmp_path):
     heldout_violation(backend, mixture, cfg, tmp_path, "after")
     summary = json.loads((tmp_path / "heldout_sampled_after.json").read_text())
     assert summary["violation"] == 1.0 and summary["truncated"] == 0.5
+    rows = [json.loads(line) for line in (tmp_path / "heldout_sampled_after.jsonl").read_text().splitlines()]
+    assert [(r["prompt_id"], r["index"]) for r in rows] == [(p.id, i) for p in IF_PROMPTS[:3] for i in (0, 1)]
+    assert [r["violated"] for r in rows] == [True] * 6
+    paired = sampled_paired(tmp_path)  # sample 0 of each prompt passed before, fails after; sample 1 failed both
+    assert (paired.n, paired.passed_before, paired.passed_after, paired.gained, paired.lost) == (6, 3, 0, 0, 3)
+    assert paired.p_value == 0.25
+    (tmp_path / "heldout_sampled_before.jsonl").unlink()
+    assert sampled_paired(tmp_path) is None
 
 
 def test_multi_task_runs_each_task_with_its_optimizer(tiny_model_dir, tmp_path):

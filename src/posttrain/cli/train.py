@@ -208,3 +208,8 @@ def _online(config: Path | None, overrides: list[str] | None, prompts: Path | No
     paired = compare_dirs(result.output_dir / "eval_before" / "heldout", result.output_dir / "eval_after" / "heldout")
     if paired is not None:
         Console().print(f"held-out, prompt-level strict: {paired.describe()}")
+    from posttrain.train.cgpo import sampled_paired
+
+    sampled = sampled_paired(result.output_dir)
+    if sampled is not None:
+        Console().print(f"held-out, sampled (heldout_k): {sampled.describe().replace('prompts', 'responses')}")

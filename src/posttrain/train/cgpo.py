@@ -889,7 +889,8 @@ def merge_rows(rows: dict[str, dict[str, Any]]) -> dict[str, Any]:
 def heldout_violation(backend: Any, mixture: MixtureOfJudges, cfg: CGPOConfig, out: Path, when: str) -> None:
     """`heldout_k` responses per held-out prompt, sampled with the training settings and the same seed before and
     after training (paired), judged as in training: violated = some constraint judge fails, or the response was cut
-    off while `generation.require_finished`. Writes `<out>/heldout_sampled_<when>.json`."""
+    off while `generation.require_finished`. Writes `<out>/heldout_sampled_<when>.json` (rates) and
+    `<out>/heldout_sampled_<when>.jsonl` (one row per response, for the paired comparison of `sampled_paired`)."""
     from posttrain.progress import generation_progress
 
     prompts = [p for p in read_records(out / "prompts" / "heldout.jsonl", Prompt) if p.instruction_id_list]
@@ -905,11 +906,12 @@ def heldout_violation(backend: Any, mixture: MixtureOfJudges, cfg: CGPOConfig, o
     pairs = [(p, c) for p, row in zip(prompts, rows, strict=True) for c in row]
     items = make_items([p for p, _ in pairs], [c.text for _, c in pairs], None)
     results = mixture.evaluate_items(items, None, with_reward=False)  # violation needs no reward or baseline
-    judged = [
-        r.value == 0 or (c.finish_reason == "length" and gen.require_finished)
-        for (_, c), r in zip(pairs, results, strict=True)
-        if r.value != -1
-    ]
+    responses = [
+        {"prompt_id": p.id, "index": index % cfg.heldout_k, "response": c.text, "finish_reason": c.finish_reason,
+         "violated": None if r.value == -1 else r.value == 0 or (c.finish_reason == "length" and gen.require_finished)}
+        for index, ((p, c), r) in enumerate(zip(pairs, results, strict=True))
+    ]  # fmt: skip
+    judged = [row["violated"] for row in responses if row["violated"] is not None]
     summary = {
         "violation": sum(judged) / max(len(judged), 1),
         "responses": len(judged),
@@ -918,7 +920,25 @@ def heldout_violation(backend: Any, mixture: MixtureOfJudges, cfg: CGPOConfig, o
         "truncated": sum(c.finish_reason == "length" for _, c in pairs) / max(len(pairs), 1),
         "judge_failures": len(pairs) - len(judged),
     }
+    atomic_write_text(out / f"heldout_sampled_{when}.jsonl", "".join(json.dumps(r) + "\n" for r in responses))
     atomic_write_text(out / f"heldout_sampled_{when}.json", json.dumps(summary, indent=2))
+
+
+def sampled_paired(out: Path) -> Any:
+    """Before vs after on the sampled held-out responses (`heldout_k`), paired by (prompt, sample index): each pair
+    was sampled with the same seed, so only the policy differs. None unless both sides wrote their rows; responses
+    a judge failed on are left out."""
+    from posttrain.evals.paired import compare
+
+    def passed(when: str) -> dict[str, bool] | None:
+        path = out / f"heldout_sampled_{when}.jsonl"
+        if not path.exists():
+            return None
+        rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+        return {f"{r['prompt_id']}#{r['index']}": not r["violated"] for r in rows if r["violated"] is not None}
+
+    before, after = passed("before"), passed("after")
+    return None if before is None or after is None else compare(before, after)
 
 
 # ---------------------------------------------------------------------------------------------------- the loop
