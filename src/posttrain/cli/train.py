@@ -212,4 +212,4 @@ def _online(config: Path | None, overrides: list[str] | None, prompts: Path | No
 
     sampled = sampled_paired(result.output_dir)
     if sampled is not None:
-        Console().print(f"held-out, sampled (heldout_k): {sampled.describe().replace('prompts', 'responses')}")
+        Console().print(f"held-out, sampled (heldout_k): {sampled.describe('responses')}")

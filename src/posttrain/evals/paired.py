@@ -26,9 +26,9 @@ class Paired:
     lost: int  # passed before, failed after
     p_value: float  # McNemar's exact test (two-sided) that gains and losses are equally likely
 
-    def describe(self) -> str:
+    def describe(self, unit: str = "prompts") -> str:
         return (
-            f"{self.passed_before} → {self.passed_after} of {self.n} prompts (+{self.gained} gained, "
+            f"{self.passed_before} → {self.passed_after} of {self.n} {unit} (+{self.gained} gained, "
             f"−{self.lost} lost; McNemar exact p = {self.p_value:.3g})"
         )
 
