@@ -109,6 +109,34 @@ class TestAPoolOfTwoActors:
             pool.generate(PROMPTS, 2, SAMPLED)
 
 
+class TestBroadcastWeightSync:
+    """`weight_sync: broadcast`: the weights go by a gloo broadcast from this process, not the object store."""
+
+    @pytest.fixture(scope="class")
+    def pool(self, cluster, tokenizer) -> Iterator[RayGenerationBackend]:
+        section = RaySection(actors=2, max_retries=3, weight_sync="broadcast")
+        backend = RayGenerationBackend(tiny_llama(len(tokenizer), seed=0), tokenizer, section, 16, "float32")
+        yield backend
+        backend.close()
+
+    def test_the_actors_sample_the_broadcast_weights(self, pool, tokenizer):
+        model, changed = tiny_llama(len(tokenizer), seed=0), tiny_llama(len(tokenizer), seed=1)
+        assert pool.group is not None and pool.refs[1] is None  # nothing went through the object store
+        assert pool.checksums() == [weights_checksum(model.named_parameters())] * 2
+        before = pool.generate(PROMPTS, 2, SAMPLED)
+        assert before == in_process(model, tokenizer, SAMPLED)
+        pool.load_weights(changed.named_parameters())
+        assert pool.checksums() == [weights_checksum(changed.named_parameters())] * 2
+        after = pool.generate(PROMPTS, 2, SAMPLED)
+        assert after != before and after == in_process(changed, tokenizer, SAMPLED)
+
+    def test_a_dead_actor_is_not_restarted_and_names_its_batch(self, pool, tokenizer):
+        # A group's membership is fixed: max_retries=3 is not applied to the actors under this sync.
+        ray.kill(pool.actors[1], no_restart=False)
+        with pytest.raises(RuntimeError, match=r"generating 2 responses for prompts 4-5 of 5"):
+            pool.generate(PROMPTS, 2, SAMPLED)
+
+
 def test_a_bf16_actor_casts_the_weights_it_is_sent(cluster, tokenizer):
     """The actor class in this process (what Ray runs in a worker), fed through the real object store."""
     from posttrain.distributed.generation import GeneratorActor, Policy
@@ -150,13 +178,18 @@ def test_a_short_grpo_run_on_ray_actors_trains_as_the_in_process_engine_does(clu
     [
         (["generation.ray.cpus_per_actor=0"], r"generation\.ray\.cpus_per_actor must be at least 1"),
         (["generation.ray.actors=0"], r"generation\.ray\.actors must be at least 1"),
-        (["generation.ray.gpus_per_actor=1"], r"the actors decode with the HF backend, on CPU"),
+        (["generation.ray.weight_sync=nccl"], r"generation\.ray\.weight_sync"),
         (["lora.enabled=true"], "generation.engine=ray takes the full weights .* LoRA is not supported"),
     ],
 )
 def test_bad_ray_engine_configs_are_input_errors(tiny_model_dir, tmp_path, overrides, message):
     with pytest.raises(InputError, match=message):
         check_config(run_config(tiny_model_dir, tmp_path / "run", "generation.engine=ray", *overrides))
+
+
+def test_gpu_actors_on_a_cluster_without_gpus_are_refused_before_any_actor_starts(cluster, tokenizer):
+    with pytest.raises(InputError, match="no node of the Ray cluster has 1 CPUs and 1 GPUs"):
+        RayGenerationBackend(tiny_llama(len(tokenizer)), tokenizer, RaySection(gpus_per_actor=1), 16, "float32")
 
 
 def test_unknown_ray_keys_and_unreachable_addresses_are_refused(tiny_model_dir, tmp_path):

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import socket
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from posttrain.errors import InputError
 
@@ -28,6 +28,10 @@ class RaySection:
     actors: int | None = None  # sampling actors (default: as many as the cluster's nodes can place)
     judge_batch: int = 256  # samples per rule-judge task: Ray's per-task overhead (~ms) amortised over a batch
     max_retries: int = 3  # a batch whose worker died is retried this many times (restarting the actor)
+    # The online loop only: how the policy's weights reach the generation actors after every update. object_store:
+    # one copy in Ray's object store that each actor reads (restarted actors catch up); broadcast: a gloo/NCCL
+    # broadcast from the training process (distributed/weight_sync.py; the actors are then never restarted).
+    weight_sync: Literal["object_store", "broadcast"] = "object_store"
 
     def check(self, prefix: str = "ray.") -> None:
         """`prefix`: where the section sits in the config, for the messages (`generation.ray.` in the online loop)."""

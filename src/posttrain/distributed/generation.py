@@ -17,9 +17,13 @@ build the architecture from its config (random weights, overwritten at once) and
 sends. A worker node needs posttrain and Ray, not the model, and the actors always sample exactly the driver's
 weights, whatever `model.name` was (or a model passed to `train_cgpo` in memory).
 
-What was run: a local cluster on one machine (tests/distributed/test_ray_online.py). Not run: several nodes. Not
-built: GPU actors (the HF backend decodes on CPU, so `gpus_per_actor` is refused) and a weight sync by NCCL
-broadcast; here the weights travel through Ray's object store.
+Two ways for the weights (`generation.ray.weight_sync`): `object_store` (the default) puts them in Ray's object
+store once per update and each actor copies them from there; `broadcast` sends them by a gloo or NCCL broadcast from
+the training process (distributed/weight_sync.py).
+
+What was run: a local cluster on one machine, CPU actors, both syncs (tests/distributed/test_ray_online.py). Not
+run: several nodes, GPU actors (`gpus_per_actor` > 0: the HF backend then decodes on the actor's GPU) and the NCCL
+broadcast; there is no GPU here.
 """
 
 from __future__ import annotations
@@ -42,11 +46,6 @@ from posttrain.models.backend import Completion, SamplingParams, as_messages
 def check_section(section: RaySection) -> None:
     """The `generation.ray` settings, checked before any model is loaded: values, a GPU ask, the address."""
     section.check(prefix="generation.ray.")
-    if section.gpus_per_actor:
-        raise InputError(
-            "generation.ray.gpus_per_actor: the actors decode with the HF backend, on CPU (GPU decoding in them is "
-            "not built); leave it 0"
-        )
     address = resolve_address(section.address)
     if address and address not in ("auto", "local"):
         probe(address)  # a typo'd address fails in seconds, not after the model and the baselines are loaded
@@ -82,11 +81,15 @@ class GeneratorActor:
     keeps a restarted actor correct: Ray reruns the constructor of an actor that died (`max_restarts`) and retries
     the call (`max_task_retries`) on it, and the call brings the current weights along."""
 
-    def __init__(self, dtype: str, threads: int, batch_size: int) -> None:
+    def __init__(self, dtype: str, threads: int, batch_size: int, gpus: float = 0) -> None:
         torch.set_num_threads(threads)
         self.dtype, self.threads, self.batch_size = dtype, threads, batch_size
+        self.device = "cuda" if gpus and torch.cuda.is_available() else "cpu"  # Ray sets CUDA_VISIBLE_DEVICES
         self.backend: Any = None  # an HFBackend once the first call arrives
         self.version = -1
+        self.group: Any = None  # the broadcast group (weight_sync: broadcast)
+        self.specs: list[Any] = []
+        self.receive_device = "cpu"
 
     def generate(
         self, prompts: list[Any], n: int, params: SamplingParams, version: int, refs: list[Any]
@@ -106,6 +109,8 @@ class GeneratorActor:
             self.backend = self._build(ray.get(refs[0]))
         if version == self.version:
             return
+        if refs[1] is None:  # weight_sync: broadcast, and this actor missed a broadcast (it cannot: it is not restarted)
+            raise RuntimeError(f"generation actor holds weights version {self.version}, the call needs {version}")
         state: dict[str, torch.Tensor] = ray.get(refs[1])
         params = dict(self.backend.model.named_parameters())
         if state.keys() != params.keys():
@@ -126,9 +131,37 @@ class GeneratorActor:
         # registered in the training process only; generation does not use it anyway.
         config = copy.deepcopy(policy.config)
         model = policy.model_class._from_config(config, attn_implementation="sdpa")
-        model = model.to(dtype).eval().requires_grad_(False)  # random until loaded
+        model = model.to(device=self.device, dtype=dtype).eval().requires_grad_(False)  # random until loaded
         model.generation_config = policy.generation_config
         return HFBackend("policy", self.threads, self.batch_size, model_and_tokenizer=(model, policy.tokenizer))
+
+    def prepare_broadcast(self, specs: list[Any], refs: list[Any]) -> None:
+        """Build the model (from the Policy in `refs`) and check that the parameters to be broadcast fit it: before
+        the group forms, since a member that fails inside it would leave the others waiting for the timeout."""
+        import ray
+
+        if self.backend is None:
+            self.backend = self._build(ray.get(refs[0]))
+        names = {name for name, _ in self.backend.model.named_parameters()}
+        sent = {name for name, _, _ in specs}
+        if sent != names:
+            missing, extra = sorted(names - sent), sorted(sent - names)
+            raise RuntimeError(f"the weights to be sent do not fit the actor's model: missing {missing[:3]}, extra {extra[:3]}")
+        self.specs = specs
+
+    def join_broadcast(self, host: str, port: int, rank: int, world: int, backend: str) -> None:
+        """Join the training process's broadcast group (rank 0 serves its store at host:port)."""
+        from posttrain.distributed.weight_sync import join_group
+
+        self.group = join_group(host, port, rank, world, backend)
+        self.receive_device = "cuda" if backend == "nccl" else "cpu"
+
+    def receive_weights(self, version: int) -> None:
+        """Take part in the broadcast of weights `version` (the training process sends at the same time)."""
+        from posttrain.distributed.weight_sync import receive
+
+        receive(self.group, self.backend.model, self.specs, self.receive_device)
+        self.version = version
 
     def checksum(self) -> str:
         return weights_checksum(self.backend.model.named_parameters())
@@ -155,20 +188,48 @@ class RayGenerationBackend:
             raise InputError("generation.engine=ray drives the actors from one training process; launch one")
         check_section(section)
         self.owns_cluster = connect(section.address)
+        # A broadcast group has a fixed membership: a restarted actor could not rejoin it (weight_sync.py).
+        retries = section.max_retries if section.weight_sync == "object_store" else 0
         actor_class = ray.remote(GeneratorActor).options(
             num_cpus=section.cpus_per_actor,  # its torch threads
-            max_restarts=section.max_retries,
-            max_task_retries=section.max_retries,
+            num_gpus=section.gpus_per_actor,
+            max_restarts=retries,
+            max_task_retries=retries,
         )
         self.actors: list[Any] = [  # Ray actor handles
-            actor_class.remote(dtype, section.cpus_per_actor, batch_size) for _ in range(actor_count(section))
+            actor_class.remote(dtype, section.cpus_per_actor, batch_size, section.gpus_per_actor)
+            for _ in range(actor_count(section))
         ]
         # In the object store once, however many actors read it; the driver's references keep these objects there
         # for as long as an actor may need them again (after a restart).
         policy = Policy(type(model), model.config, model.generation_config, tokenizer, model.dtype)
         self.refs: list[Any] = [ray.put(policy), None]  # ObjectRefs: the Policy, the current weights
         self.version = 0
+        self.group: Any = None
+        if section.weight_sync == "broadcast":
+            self.group = self._form_group(list(model.named_parameters()), section)
         self.load_weights(model.named_parameters())
+
+    def _form_group(self, named_parameters: list[tuple[str, torch.Tensor]], section: RaySection) -> Any:
+        """The broadcast group: this process is rank 0 and serves the store; NCCL when the weights are on a GPU and
+        the actors hold GPUs, gloo otherwise."""
+        import ray
+
+        from posttrain.distributed.weight_sync import join_group, open_port, specs
+
+        on_gpu = named_parameters[0][1].is_cuda and section.gpus_per_actor > 0
+        backend = "nccl" if on_gpu else "gloo"
+        host = ray.util.get_node_ip_address()
+        port, world = open_port(host), len(self.actors) + 1
+        for number, actor in enumerate(self.actors):
+            result_of(actor.prepare_broadcast.remote(specs(named_parameters), self.refs),
+                      f"preparing generation actor {number} for the weights' broadcast")  # fmt: skip
+        joining = [actor.join_broadcast.remote(host, port, rank, world, backend)
+                   for rank, actor in enumerate(self.actors, start=1)]  # fmt: skip
+        group = join_group(host, port, 0, world, backend)  # returns once every actor has joined
+        for number, ref in enumerate(joining):
+            result_of(ref, f"generation actor {number} joining the weights' broadcast group ({backend})")
+        return group
 
     def load_weights(self, named_parameters: Iterable[tuple[str, torch.Tensor]]) -> None:
         """Every actor gets these weights (the online loop calls this after every update). They go into the
@@ -176,12 +237,24 @@ class RayGenerationBackend:
         call. Returns when every actor holds them, so the next rollout samples them."""
         import ray
 
-        state = {name: param.detach().cpu() for name, param in named_parameters}
         self.version += 1
+        if self.group is not None:
+            self._broadcast([param for _, param in named_parameters])
+            return
+        state = {name: param.detach().cpu() for name, param in named_parameters}
         self.refs = [self.refs[0], ray.put(state)]  # the previous weights leave the store once no actor reads them
         loads = [actor.load_weights.remote(self.version, self.refs) for actor in self.actors]
         for number, ref in enumerate(loads):
             result_of(ref, f"loading the policy's weights (version {self.version}) into generation actor {number}")
+
+    def _broadcast(self, tensors: list[torch.Tensor]) -> None:
+        """weight_sync: broadcast. Every actor starts receiving, this process sends; returns when all hold them."""
+        from posttrain.distributed.weight_sync import send
+
+        receiving = [actor.receive_weights.remote(self.version) for actor in self.actors]
+        send(self.group, tensors)
+        for number, ref in enumerate(receiving):
+            result_of(ref, f"broadcasting the policy's weights (version {self.version}) to generation actor {number}")
 
     def generate(self, prompts: list[Any], n: int, params: SamplingParams) -> list[list[Completion]]:
         running = [
@@ -209,7 +282,7 @@ class RayGenerationBackend:
         import ray
 
         release(self.actors)
-        self.actors, self.refs = [], []
+        self.actors, self.refs, self.group = [], [], None
         if self.owns_cluster:
             ray.shutdown()
 

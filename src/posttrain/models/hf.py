@@ -118,6 +118,8 @@ class HFBackend:
         for b, (_, _, tokens, _) in enumerate(rows):
             ids[b, width - len(tokens) :] = torch.tensor(tokens)
             mask[b, width - len(tokens) :] = 1
+        device = self.model.device  # the CPU, or a GPU in a Ray generation actor with gpus_per_actor
+        ids, mask = ids.to(device), mask.to(device)
         positions = (mask.cumsum(-1) - 1).clamp(min=0)
         generators = [_generator(seed) for (_, _, _, seed) in rows] if params.temperature > 0 else []
         generated: list[list[int]] = [[] for _ in rows]
@@ -137,8 +139,7 @@ class HFBackend:
             for step in range(params.max_new_tokens):
                 picked = _choose(logits.float(), params, [generators[r] for r in live] if generators else [])
                 keep = []
-                for b, r in enumerate(live):
-                    token = int(picked[b])
+                for b, (r, token) in enumerate(zip(live, picked.tolist(), strict=True)):
                     if token in self.eos_ids:
                         results[r] = self._completion(rows[r], generated[r], "stop", params.stop)
                         continue
@@ -152,11 +153,11 @@ class HFBackend:
                 if not keep:
                     break
                 if len(keep) < len(live):
-                    index = torch.tensor(keep)
+                    index = torch.tensor(keep, device=device)
                     cache.batch_select_indices(index)
                     mask, picked, last_pos = mask[index], picked[index], last_pos[index]
                     live = [live[b] for b in keep]
-                mask = torch.cat([mask, torch.ones((len(live), 1), dtype=torch.long)], dim=1)
+                mask = torch.cat([mask, torch.ones((len(live), 1), dtype=torch.long, device=device)], dim=1)
                 last_pos = last_pos + 1
                 logits = self.model(
                     input_ids=picked[:, None], attention_mask=mask, position_ids=last_pos[:, None],
@@ -185,9 +186,9 @@ class HFBackend:
         target = list(self.tokenizer(completion, add_special_tokens=False).input_ids)
         if not target:
             return []
-        ids = torch.tensor([context + target])
+        ids = torch.tensor([context + target], device=self.model.device)
         with torch.inference_mode():
-            logits = self.model(input_ids=ids).logits[0, len(context) - 1 : -1].float()
+            logits = self.model(input_ids=ids).logits[0, len(context) - 1 : -1].float().cpu()
         chosen = torch.log_softmax(logits, dim=-1).gather(-1, torch.tensor(target)[:, None])[:, 0]
         return [float(x) for x in chosen]
 
@@ -233,7 +234,7 @@ def _choose(logits: Any, params: SamplingParams, generators: list[Any]) -> Any:
     # One uniform draw per row from the row's own generator keeps each sample independent of its batch; inverting
     # all rows' CDFs at once replaces a multinomial call per row (that loop took 16% of sampling time at batch 32).
     # float64: a float32 running sum over ~50k tokens drifts enough to move picks at the tail.
-    u = torch.cat([torch.rand(1, generator=g, dtype=torch.float64) for g in generators])
+    u = torch.cat([torch.rand(1, generator=g, dtype=torch.float64) for g in generators]).to(probs.device)
     cdf = probs.double().cumsum(dim=-1)
     # right=True: the first token whose cumulative mass exceeds the draw, so a zero-probability token is never picked
     picks = torch.searchsorted(cdf, (u * cdf[:, -1]).unsqueeze(-1), right=True).squeeze(-1)
