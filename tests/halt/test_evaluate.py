@@ -107,3 +107,28 @@ def test_exactly_one_source_of_responses(tmp_path, capsys, which):
     )
     assert main(["eval", "halt", "--prompts", str(prompts), "--out", str(tmp_path / "o"), *extra]) == 2
     assert "exactly one of --responses" in capsys.readouterr().err and not (tmp_path / "o").exists()
+
+
+def test_eval_halt_samples_several_answers_per_problem(tmp_path, tiny_model_dir):
+    problems = generate_problems(2, [1], seed=2)
+    prompts = tmp_path / "problems.jsonl"
+    write_records(prompts, problems)
+    out = tmp_path / "eval"
+    assert main(["eval", "halt", "--prompts", str(prompts), "--model", str(tiny_model_dir), "--max-new-tokens", "6",
+                 "--temperature", "1.0", "--n", "3", "--seed", "4", "--out", str(out)]) == 0  # fmt: skip
+    rows = [json.loads(line) for line in (out / "responses.jsonl").read_text().splitlines()]
+    assert len(rows) == 6 and sorted(r["index"] for r in rows) == [0, 0, 1, 1, 2, 2]
+    assert {r["sampling"]["temperature"] for r in rows} == {1.0}
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["responses"] == 6 and metrics["sampling"] == {"temperature": 1.0, "n": 3, "seed": 4}
+
+
+@pytest.mark.parametrize(("flags", "message"), [(["--n", "2"], "--n > 1 only when sampling"),
+                                                (["--n", "0", "--temperature", "1"], "--n must be at least 1")])  # fmt: skip
+def test_several_greedy_answers_are_refused(tmp_path, capsys, flags, message):
+    problems = generate_problems(1, [1])
+    prompts = tmp_path / "problems.jsonl"
+    write_records(prompts, problems)
+    assert main(["eval", "halt", "--prompts", str(prompts), "--model", "embedded", "--out", str(tmp_path / "o"),
+                 *flags]) == 2  # fmt: skip
+    assert message in capsys.readouterr().err and not (tmp_path / "o").exists()

@@ -169,6 +169,9 @@ def register_eval(sub: typer.Typer) -> None:
         max_new_tokens: int = typer.Option(256, help="With --model: tokens per answer."),
         batch_size: int = typer.Option(8, help="With --model: problems per backend call."),
         threads: int | None = typer.Option(None, help="torch threads for local models."),
+        temperature: float = typer.Option(0.0, help="With --model: 0 greedy; above 0, sampled answers."),
+        n: int = typer.Option(1, "--n", help="With --model and --temperature > 0: answers per problem."),
+        seed: int = typer.Option(0, help="With --model: sampling seed."),
     ) -> None:
         """HALT's metrics: fragment correctness, completeness (relative to standard SFT's), F1, abstention.
 
@@ -176,15 +179,17 @@ def register_eval(sub: typer.Typer) -> None:
         """
         from posttrain.halt.build import load_problems
         from posttrain.halt.domains import get_domain, make_grader
-        from posttrain.halt.evaluate import evaluate_halt, load_responses, read_results
+        from posttrain.halt.evaluate import check_sampling, evaluate_halt, load_responses, read_results
 
         kind = get_domain(domain)
         rows = load_problems(prompts, kind)
         ref = read_results(reference) if reference is not None else None
+        check_sampling(n, temperature)
         if responses is not None:
             load_responses(responses, rows)  # checked before anything is written
         metrics = evaluate_halt(rows, kind, make_grader(kind, grader, threads), out, responses=responses, model=model,
-                                max_new_tokens=max_new_tokens, batch_size=batch_size, threads=threads, reference=ref)  # fmt: skip
+                                max_new_tokens=max_new_tokens, batch_size=batch_size, threads=threads, reference=ref,
+                                temperature=temperature, n=n, seed=seed)  # fmt: skip
         console = Console()
         for key in ("responses", "graded", "grader_failed", "correctness", "completeness", "relative_completeness",
                     "f1", "abstention_rate", "partial_abstention_rate", "unverifiable_fragments"):  # fmt: skip

@@ -136,6 +136,15 @@ def load_responses(path: Path, problems: list[Prompt]) -> list[Sample]:
     return read_samples(path, {p.id: p for p in problems})
 
 
+def check_sampling(n: int, temperature: float, names: tuple[str, str] = ("--n", "--temperature")) -> None:
+    """Answers per problem and temperature of a model's evaluation: several answers only when sampling."""
+    if n < 1 or temperature < 0 or (n > 1 and temperature == 0):
+        raise InputError(
+            f"{names[0]} must be at least 1 and {names[1]} at least 0, with {names[0]} > 1 only when sampling "
+            f"({names[1]} > 0); got {n} and {temperature}"
+        )
+
+
 def evaluate_halt(
     problems: list[Prompt],
     domain: Domain,
@@ -148,9 +157,18 @@ def evaluate_halt(
     batch_size: int = 8,
     threads: int | None = None,
     reference: list[dict[str, Any]] | None = None,
+    temperature: float = 0.0,
+    n: int = 1,
+    seed: int = 0,
 ) -> dict[str, Any]:
-    """Score a responses file, or greedy responses of `model` (written to `<out_dir>/responses.jsonl`, resumable);
-    writes `halt_results.jsonl` and `metrics.json` to `out_dir`. Returns the metrics."""
+    """Score a responses file, or `n` responses per problem of `model` (greedy at temperature 0; written to
+    `<out_dir>/responses.jsonl`, resumable); writes `halt_results.jsonl` and `metrics.json` to `out_dir`. Returns
+    the metrics.
+
+    Sampled evaluation (temperature > 0, n > 1) matters for HALT: a model trained to abstain on part of its
+    problems puts that part's probability on one string (the marker), while its answers spread theirs over many
+    openings, so greedy decoding can pick the marker on every problem although the model answers most of them
+    when sampled."""
     from posttrain.halt.sampling import sample_answers
     from posttrain.models.backend import SamplingParams
 
@@ -160,13 +178,15 @@ def evaluate_halt(
         )
     if model is not None:
         responses = out_dir / "responses.jsonl"
-        params = SamplingParams(max_new_tokens=max_new_tokens, temperature=0.0, seed=0)
+        params = SamplingParams(max_new_tokens=max_new_tokens, temperature=temperature, seed=seed)
         sample_answers(
-            problems, responses, model, params, batch_size=batch_size, threads=threads, dtype="float32"
+            problems, responses, model, params, n=n, batch_size=batch_size, threads=threads, dtype="float32"
         )
     assert responses is not None
     rows = score_responses(problems, load_responses(responses, problems), domain, grader)
     metrics = summarize(rows, reference)
     metrics["model"] = model or str(responses)
+    if model is not None:
+        metrics["sampling"] = {"temperature": temperature, "n": n, "seed": seed}
     write_results(out_dir, rows, metrics)
     return metrics

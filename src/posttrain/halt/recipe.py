@@ -51,6 +51,9 @@ class SampleSection:
 class EvalSection:
     max_new_tokens: int = 160
     batch_size: int = 8
+    temperature: float = 0.0  # 0: one greedy answer per problem; above 0, n sampled answers (halt/evaluate.py)
+    n: int = 1
+    seed: int = 0
 
 
 @dataclass
@@ -82,6 +85,9 @@ class HaltRecipeConfig:
             raise InputError(f"thresholds repeat a value: {self.thresholds}")
         if self.problems.n_train < 1 or self.problems.n_heldout < 1:
             raise InputError("problems.n_train and problems.n_heldout must be at least 1")
+        from posttrain.halt.evaluate import check_sampling
+
+        check_sampling(self.eval.n, self.eval.temperature, ("eval.n", "eval.temperature"))
 
 
 def halt_name(threshold: float) -> str:
@@ -159,9 +165,10 @@ def evaluate(cfg: HaltRecipeConfig, run_dir: Path, model: str, reference: bool, 
 
     domain = get_domain("math")
     ref = read_results(run_dir / "eval_standard") if reference else None
+    e = cfg.eval
     evaluate_halt(_problems(cfg, run_dir, "heldout"), domain, make_grader(domain, None), out, model=model,
-                  max_new_tokens=cfg.eval.max_new_tokens, batch_size=cfg.eval.batch_size, threads=cfg.threads,
-                  reference=ref)  # fmt: skip
+                  max_new_tokens=e.max_new_tokens, batch_size=e.batch_size, threads=cfg.threads, reference=ref,
+                  temperature=e.temperature, n=e.n, seed=e.seed)  # fmt: skip
 
 
 def trained_model(run_dir: Path, name: str) -> str:
