@@ -59,6 +59,10 @@ class HFBackend:
         self.batch_size = batch_size
         self.model, self.tokenizer = model_and_tokenizer or load_model_and_tokenizer(model, dtype=resolve_dtype(dtype))
         self.model.eval()
+        if model_and_tokenizer is None:  # our own copy, never trained: bf16 weights packed once for oneDNN
+            from posttrain.models.packed_linear import pack_linear_layers
+
+            pack_linear_layers(self.model, batch_hint=batch_size)
         self.pad_id = self.tokenizer.pad_token_id
         if self.pad_id is None:
             self.pad_id = self.tokenizer.eos_token_id
