@@ -45,7 +45,7 @@ def judged_samples(args: argparse.Namespace) -> tuple[list[Sample], list[Verdict
     from posttrain.sampling import to_sample
 
     prompts, _ = synthesize(SynthConfig(n=args.prompts, constraints=args.constraints, seed=args.seed))
-    backend = HFBackend(args.model, threads=args.threads)
+    backend = HFBackend(args.model, threads=args.threads, dtype=args.sample_dtype)
     params = SamplingParams(max_new_tokens=args.max_new_tokens, temperature=args.temperature, seed=args.seed)
     samples = []
     for start in range(0, len(prompts), 8):
@@ -53,6 +53,24 @@ def judged_samples(args: argparse.Namespace) -> tuple[list[Sample], list[Verdict
         for p, row in zip(batch, backend.generate([p.prompt for p in batch], args.n, params), strict=True):
             samples += [to_sample(p, c, args.model, params, i) for i, c in enumerate(row)]
     return samples, judge_samples(get_judge("ifeval", mode="fixed"), samples, {p.id: p for p in prompts})
+
+
+def cached_judged_samples(args: argparse.Namespace, out: Path) -> tuple[list[Sample], list[Verdict]]:
+    """`judged_samples`, kept in `<out>/samples.jsonl` and `verdicts.jsonl` for a rerun with the same sampling
+    settings (sampling is most of the run; a rerun that changes only the training settings reuses them)."""
+    from posttrain.records import read_records, write_records
+
+    keys = ("model", "prompts", "constraints", "n", "max_new_tokens", "temperature", "seed", "sample_dtype")
+    settings = json.dumps({k: getattr(args, k) for k in keys}, sort_keys=True)
+    marker = out / "samples.settings.json"
+    out.mkdir(parents=True, exist_ok=True)
+    if marker.exists() and marker.read_text(encoding="utf-8") == settings:
+        return read_records(out / "samples.jsonl", Sample), read_records(out / "verdicts.jsonl", Verdict)
+    samples, verdicts = judged_samples(args)
+    write_records(out / "samples.jsonl", samples)
+    write_records(out / "verdicts.jsonl", verdicts)
+    atomic_write_text(marker, settings)
+    return samples, verdicts
 
 
 def made_up_samples(n_prompts: int, per_side: int) -> tuple[list[Sample], list[Verdict]]:
@@ -140,6 +158,7 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=8, help="Samples per prompt.")
     ap.add_argument("--max-new-tokens", type=int, default=128)
     ap.add_argument("--temperature", type=float, default=1.0)
+    ap.add_argument("--sample-dtype", default="auto", help="Sampling dtype (auto: bf16 where the CPU computes it).")
     ap.add_argument("--group-size", type=int, default=2, help="K satisfied vs K violated per group (0: smaller side).")
     ap.add_argument("--noise", type=float, nargs="+", default=[0.0, 0.2, 0.4], help="Label flip probabilities.")
     ap.add_argument("--beta", type=float, default=0.1)
@@ -160,7 +179,7 @@ def main() -> None:
         samples, verdicts = made_up_samples(n_prompts=8, per_side=2)
     else:
         torch.set_num_threads(args.threads)
-        samples, verdicts = judged_samples(args)
+        samples, verdicts = cached_judged_samples(args, out)
     groups, stats = satisfied_vs_violated_groups(samples, verdicts, group_size=args.group_size or None, seed=args.seed)
     order = sorted(groups, key=lambda g: random.Random(f"{args.seed}:{g.prompt_id}").random())
     n_heldout = max(1, round(args.heldout * len(order)))
