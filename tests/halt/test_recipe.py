@@ -18,7 +18,7 @@ def test_the_recipe_runs_every_stage_and_writes_the_tradeoff_report(tmp_path, ti
     report = run_recipe(cfg)
     results = json.loads((tmp_path / "smoke" / "report" / "results.json").read_text())
     assert [r["model"] for r in results["rows"]] == ["untrained", "standard SFT", "HALT t=0", "HALT t=1"]
-    assert all(r["responses"] == 2 for r in results["rows"]) and set(results["builds"]) == {"0", "1"}
+    assert all(r["responses"] == 2 * 4 for r in results["rows"])  # 4 sampled answers per problem and set(results["builds"]) == {"0", "1"}
     page = report.read_text()
     assert "HALT: correctness against completeness" in page and "<svg" in page
     assert (tmp_path / "smoke" / "report" / "tradeoff.svg").read_text().startswith("<svg")
