@@ -114,7 +114,8 @@ class HFBackend:
         self, rows: list[tuple[int, int, list[int], int | None]], params: SamplingParams
     ) -> list[Completion]:
         import torch
-        from transformers import DynamicCache
+
+        from posttrain.models.kv_cache import growing_cache
 
         width = max(len(r[2]) for r in rows)
         ids = torch.full((len(rows), width), self.pad_id, dtype=torch.long)
@@ -129,7 +130,7 @@ class HFBackend:
         generated: list[list[int]] = [[] for _ in rows]
         results: list[Completion | None] = [None] * len(rows)
         live = list(range(len(rows)))  # batch row -> original row
-        cache = DynamicCache()
+        cache = growing_cache(room=params.max_new_tokens)
         with torch.inference_mode():
             logits = self.model(
                 input_ids=ids,
