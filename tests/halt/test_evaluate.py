@@ -20,6 +20,13 @@ def _write(tmp_path: Path, name: str, problems, answers) -> Path:
     return path
 
 
+def _problems_file(tmp_path: Path, n: int, seed: int = 0):
+    problems = generate_problems(n, [1], seed=seed)
+    path = tmp_path / "problems.jsonl"
+    write_records(path, problems)
+    return problems, path
+
+
 def _row(
     pid: str, fragments: int, correct: int, marker: bool = False, size: int = 4, failed: str = ""
 ) -> dict:
@@ -47,9 +54,7 @@ def test_metrics_by_hand():
 
 
 def test_eval_halt_scores_a_responses_file_against_a_reference(tmp_path, capsys):
-    problems = generate_problems(2, [1], seed=2)
-    prompts = tmp_path / "problems.jsonl"
-    write_records(prompts, problems)
+    problems, prompts = _problems_file(tmp_path, 2, seed=2)
     full = [p.model_extra["solution"] for p in problems]
     first_step_then_marker = [s.split("\n")[0] + "\nUnsure from here." for s in full]
     standard, halt = (
@@ -85,9 +90,7 @@ def test_eval_halt_scores_a_responses_file_against_a_reference(tmp_path, capsys)
 
 
 def test_eval_halt_generates_greedy_answers_with_a_model(tmp_path, tiny_model_dir):
-    problems = generate_problems(2, [1], seed=2)
-    prompts = tmp_path / "problems.jsonl"
-    write_records(prompts, problems)
+    problems, prompts = _problems_file(tmp_path, 2, seed=2)
     out = tmp_path / "eval"
     assert main(["eval", "halt", "--prompts", str(prompts), "--model", str(tiny_model_dir), "--max-new-tokens", "6",
                  "--out", str(out)]) == 0  # fmt: skip
@@ -97,9 +100,7 @@ def test_eval_halt_generates_greedy_answers_with_a_model(tmp_path, tiny_model_di
 
 @pytest.mark.parametrize("which", ["both", "neither"])
 def test_exactly_one_source_of_responses(tmp_path, capsys, which):
-    problems = generate_problems(1, [1])
-    prompts = tmp_path / "problems.jsonl"
-    write_records(prompts, problems)
+    problems, prompts = _problems_file(tmp_path, 1)
     extra = (
         ["--responses", str(_write(tmp_path, "r.jsonl", problems, ["1"])), "--model", "embedded"]
         if which == "both"
@@ -110,9 +111,7 @@ def test_exactly_one_source_of_responses(tmp_path, capsys, which):
 
 
 def test_eval_halt_samples_several_answers_per_problem(tmp_path, tiny_model_dir):
-    problems = generate_problems(2, [1], seed=2)
-    prompts = tmp_path / "problems.jsonl"
-    write_records(prompts, problems)
+    problems, prompts = _problems_file(tmp_path, 2, seed=2)
     out = tmp_path / "eval"
     assert main(["eval", "halt", "--prompts", str(prompts), "--model", str(tiny_model_dir), "--max-new-tokens", "6",
                  "--temperature", "1.0", "--n", "3", "--seed", "4", "--out", str(out)]) == 0  # fmt: skip
@@ -126,9 +125,7 @@ def test_eval_halt_samples_several_answers_per_problem(tmp_path, tiny_model_dir)
 @pytest.mark.parametrize(("flags", "message"), [(["--n", "2"], "--n > 1 only when sampling"),
                                                 (["--n", "0", "--temperature", "1"], "--n must be at least 1")])  # fmt: skip
 def test_several_greedy_answers_are_refused(tmp_path, capsys, flags, message):
-    problems = generate_problems(1, [1])
-    prompts = tmp_path / "problems.jsonl"
-    write_records(prompts, problems)
+    problems, prompts = _problems_file(tmp_path, 1)
     assert main(["eval", "halt", "--prompts", str(prompts), "--model", "embedded", "--out", str(tmp_path / "o"),
                  *flags]) == 2  # fmt: skip
     assert message in capsys.readouterr().err and not (tmp_path / "o").exists()
