@@ -4,7 +4,7 @@ A bf16 `nn.Linear` on such a CPU goes through oneDNN, which reorders the weight 
 call; in a decode step (a few rows of activations against every weight of the model) that reorder is a large part
 of the matmul. `torch.ops.mkldnn._reorder_linear_weight` does it once and `_linear_pointwise` multiplies with the
 packed weight: the same kernel, so the outputs are bit-identical (checked on every layer when it is packed), and a
-decode step of the embedded model at batch 32 ran ~1.2-1.4x faster per matmul (bench/sample_whole.py measures the
+decode step of the embedded model at batch 32 ran 1.1-1.4x faster per matmul (bench/sample_whole.py measures the
 whole command). These are the ops torch's own compiler emits for CPU linear layers; they are not public API, so
 anything unexpected (the ops missing, an output that differs) leaves the layer as it was.
 
