@@ -221,9 +221,10 @@ class RayGenerationBackend:
         backend = "nccl" if on_gpu else "gloo"
         host = ray.util.get_node_ip_address()
         port, world = open_port(host), len(self.actors) + 1
-        for number, actor in enumerate(self.actors):
-            result_of(actor.prepare_broadcast.remote(specs(named_parameters), self.refs),
-                      f"preparing generation actor {number} for the weights' broadcast")  # fmt: skip
+        parameter_specs = specs(named_parameters)
+        preparing = [actor.prepare_broadcast.remote(parameter_specs, self.refs) for actor in self.actors]
+        for number, ref in enumerate(preparing):  # the actors build their models at the same time
+            result_of(ref, f"preparing generation actor {number} for the weights' broadcast")
         joining = [actor.join_broadcast.remote(host, port, rank, world, backend)
                    for rank, actor in enumerate(self.actors, start=1)]  # fmt: skip
         group = join_group(host, port, 0, world, backend)  # returns once every actor has joined
@@ -232,9 +233,10 @@ class RayGenerationBackend:
         return group
 
     def load_weights(self, named_parameters: Iterable[tuple[str, torch.Tensor]]) -> None:
-        """Every actor gets these weights (the online loop calls this after every update). They go into the
-        object store once (`ray.put`), and each actor reads them from there: one copy per node, not one per actor
-        call. Returns when every actor holds them, so the next rollout samples them."""
+        """Every actor gets these weights (the online loop calls this after every update): by broadcast under
+        `weight_sync: broadcast`; otherwise they go into the object store once (`ray.put`) and each actor reads them
+        from there: one copy per node, not one per actor call. Returns when every actor holds them, so the next
+        rollout samples them."""
         import ray
 
         self.version += 1

@@ -62,9 +62,8 @@ def specs(named_parameters: list[tuple[str, torch.Tensor]]) -> list[tuple[str, t
 
 
 def send(group: Any, tensors: list[torch.Tensor]) -> None:
-    with torch.no_grad():
-        for tensor in tensors:
-            broadcast(group, tensor.detach().contiguous())
+    for tensor in tensors:
+        broadcast(group, tensor.detach().contiguous())
 
 
 def receive(group: Any, model: Any, parameter_specs: list[tuple[str, tuple[int, ...], torch.dtype]], device: str) -> None:

@@ -1,10 +1,10 @@
 """A KV cache for the HF backend's decode loop that writes each step's keys and values in place.
 
 transformers' `DynamicLayer` appends a step by `torch.cat`, copying the whole cache of every layer at every step
-(~9% of a bf16 decode step of the embedded model at batch 32 in a torch.profiler run taken beside another job). `GrowingLayer` keeps the
-keys and values in buffers with room for the rest of the generation (`room` tokens past the prompt), writes each
-step into the next slot and hands attention a view of the filled part: the same values in the same order, so the
-logits are bit-identical (tests/models/test_hf.py compares the decode loop with plain `generate`). The buffers
+(~9% of a bf16 decode step of the embedded model at batch 32 in a torch.profiler run taken beside another job).
+`GrowingLayer` keeps the keys and values in buffers with room for the rest of the generation (`room` tokens past
+the prompt), writes each step into the next slot and hands attention a view of the filled part: the same values in
+the same order, so the logits are bit-identical (tests/models/test_hf.py compares the decode loop with plain `generate`). The buffers
 grow by at most `CHUNK` tokens at a time, so a long `max_new_tokens` whose rows stop early does not reserve memory
 for all of it; each growth copies the cache once, where `cat` copies it every step. Dropping finished rows
 (`batch_select_indices`) indexes the buffers, as `DynamicLayer` indexes its tensors.
