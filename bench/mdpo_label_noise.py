@@ -28,9 +28,10 @@ from typing import Any
 
 import torch
 
+from posttrain.atomic import atomic_write_text
 from posttrain.config import load_config
 from posttrain.pairs.groups import satisfied_vs_violated_groups
-from posttrain.records import GroupPair, Pair, Sample, Verdict, atomic_write_text
+from posttrain.records import GroupPair, Pair, Sample, Verdict
 from posttrain.train.data import collate, pad_token_id, render
 from posttrain.train.dpo import DPOConfig, train_dpo
 from posttrain.train.logprobs import sequence_logps, token_logps

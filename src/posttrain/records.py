@@ -326,18 +326,6 @@ def _parquet_json_columns(rows: list[dict[str, Any]]) -> list[str]:
 # ---------------------------------------------------------------------------------------------------- writing
 
 
-def atomic_write_text(path: str | Path, text: str) -> None:
-    """Write a whole file at once: temp file in the same directory, fsync, rename."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with tmp.open("w", encoding="utf-8") as handle:
-        handle.write(text)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
-
-
 def to_json_line(record: BaseModel) -> str:
     return json.dumps(record.model_dump(mode="json"), ensure_ascii=False) + "\n"
 

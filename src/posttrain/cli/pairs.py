@@ -87,8 +87,9 @@ def register(app: typer.Typer) -> None:
         if method == "group":
             _groups(samples, verdicts, prompts, out, group_size, reward_judge, seed, require_finished)
             return
+        from posttrain.atomic import atomic_write_text
         from posttrain.pairs.rejection import rejection_sampling_pairs
-        from posttrain.records import Prompt, Sample, Verdict, atomic_write_text, read_records, write_records
+        from posttrain.records import Prompt, Sample, Verdict, read_records, write_records
 
         sample_rows = read_records(samples, Sample)
         verdict_rows = read_records(verdicts, Verdict)
@@ -110,8 +111,9 @@ def _groups(
     samples_path: Path, verdicts_path: Path, prompts_path: Path | None, out: Path, group_size: int,
     reward_judges: list[str], seed: int, require_finished: bool,
 ) -> None:  # fmt: skip
+    from posttrain.atomic import atomic_write_text
     from posttrain.pairs.groups import satisfied_vs_violated_groups
-    from posttrain.records import Prompt, Sample, Verdict, atomic_write_text, read_records, write_records
+    from posttrain.records import Prompt, Sample, Verdict, read_records, write_records
 
     if group_size < 0:
         raise InputError(f"--group-size must be 0 (the smaller side) or a positive K, got {group_size}")
@@ -133,9 +135,10 @@ def _groups(
 
 
 def _repair(prompts_path: Path, samples_path: Path, out: Path, per_prompt: int, mode: str, seed: int) -> None:
+    from posttrain.atomic import atomic_write_text
     from posttrain.constraints import MODES
     from posttrain.pairs.repair import repair_pairs
-    from posttrain.records import Prompt, Sample, atomic_write_text, read_records, write_records
+    from posttrain.records import Prompt, Sample, read_records, write_records
 
     if mode not in MODES:
         raise InputError(f"unknown judge mode '{mode}'; choose one of {', '.join(MODES)}")
@@ -159,11 +162,12 @@ def _repair(prompts_path: Path, samples_path: Path, out: Path, per_prompt: int, 
 def _mcts(prompts_path: Path, out: Path, model: str, config: MCTSConfig, judge_mode: str) -> None:
     """Search every prompt; pairs are written per prompt, so a rerun after a crash skips the prompts that gave
     pairs (the search is deterministic per prompt, so re-searching one that gave none gives none again)."""
+    from posttrain.atomic import atomic_write_text
     from posttrain.constraints import MODES
     from posttrain.models import SamplingParams, load_backend
     from posttrain.pairs.mcts import constraint_scorer, mcts_pairs_to_file
     from posttrain.progress import generation_progress
-    from posttrain.records import Prompt, atomic_write_text, read_records
+    from posttrain.records import Prompt, read_records
 
     if judge_mode not in MODES:
         raise InputError(f"unknown judge mode '{judge_mode}'; choose one of {', '.join(MODES)}")

@@ -98,7 +98,7 @@ def register(app: typer.Typer) -> None:
         selections, reports, ws = run_selection(pool, methods, budget, cfg, "all" if report_all else "auto")
         write_subset(out, pool, selections[methods[0]].picks, order)
         report_path = report or out.with_name(out.name.removesuffix(out.suffix) + ".report.json")
-        from posttrain.records import atomic_write_text
+        from posttrain.atomic import atomic_write_text
 
         payload = {
             "data": str(data),

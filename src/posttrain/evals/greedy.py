@@ -23,9 +23,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from posttrain.atomic import atomic_write_text
 from posttrain.errors import InputError
 from posttrain.evals.ifeval import IFEvalResult, evaluate_ifeval, summarize
-from posttrain.records import Prompt, Sample, atomic_write_text, content_id, read_records
+from posttrain.records import Prompt, Sample, content_id, read_records
 
 CACHE_VERSION = "1"  # bump when what a cached evaluation holds changes meaning
 

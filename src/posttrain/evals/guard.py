@@ -24,7 +24,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from posttrain.records import atomic_write_text
+from posttrain.atomic import atomic_write_text
 from posttrain.safety.records import GuardExample
 
 _DECODED = re.compile(r"^unsafe: ([^;]*);")

@@ -16,9 +16,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from posttrain.atomic import atomic_write_text
 from posttrain.constraints import check_strict_and_loose, get_constraint
 from posttrain.errors import InputError
-from posttrain.records import atomic_write_text
 
 PARALLEL_MIN_ROWS = 2000  # below this, starting worker processes costs more than it saves
 

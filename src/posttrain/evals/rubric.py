@@ -40,6 +40,7 @@ from typing import Any
 
 from pydantic import Field, ValidationError
 
+from posttrain.atomic import atomic_write_text
 from posttrain.errors import InputError
 from posttrain.judges.base import Item
 from posttrain.judges.rubric import (
@@ -56,7 +57,6 @@ from posttrain.records import (
     Record,
     RecordWriter,
     _describe_validation_error,
-    atomic_write_text,
     content_id,
     iter_jsonl_rows,
 )

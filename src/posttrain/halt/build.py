@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
+from posttrain.atomic import atomic_write_text
 from posttrain.errors import InputError
 from posttrain.halt.domains import Domain
 from posttrain.halt.fragments import Fragment
@@ -30,7 +31,6 @@ from posttrain.records import (
     RecordWriter,
     Sample,
     Text,
-    atomic_write_text,
     content_id,
     parse_row,
 )

@@ -25,12 +25,13 @@ from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Any
 
+from posttrain.atomic import atomic_write_text
 from posttrain.errors import InputError
 from posttrain.halt.build import grade_answer
 from posttrain.halt.domains import Domain
 from posttrain.halt.fragments import before_marker
 from posttrain.halt.graders import FragmentGrader
-from posttrain.records import Prompt, Sample, atomic_write_text
+from posttrain.records import Prompt, Sample
 
 RESULTS = "halt_results.jsonl"
 METRICS = "metrics.json"

@@ -135,8 +135,9 @@ def build_halt(cfg: HaltRecipeConfig, run_dir: Path, threshold: float, out: Path
 
 
 def build_standard(cfg: HaltRecipeConfig, run_dir: Path, out: Path) -> None:
+    from posttrain.atomic import atomic_write_text
     from posttrain.halt.build import read_samples
-    from posttrain.records import atomic_write_text, content_id
+    from posttrain.records import content_id
 
     problems = {p.id: p for p in _problems(cfg, run_dir, "train")}
     rows = []
@@ -196,7 +197,7 @@ def collect_results(cfg: HaltRecipeConfig, run_dir: Path, timings: list[dict[str
 
 
 def write_outputs(cfg: HaltRecipeConfig, run_dir: Path, out: Path, timings: list[dict[str, Any]]) -> None:
-    from posttrain.records import atomic_write_text
+    from posttrain.atomic import atomic_write_text
     from posttrain.report.halt import plot_tradeoff
     from posttrain.report.html import write_report
 

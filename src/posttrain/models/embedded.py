@@ -9,6 +9,7 @@ The wheel's own package is never imported: it pulls in `llm` and `llama_cpp`, wh
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import importlib.util
 import os
 import shutil
@@ -30,6 +31,14 @@ def cache_dir() -> Path:
     import platformdirs
 
     return Path(platformdirs.user_cache_dir("posttrain"))
+
+
+def derived_cache_path(source: Path, folder: str, stem: str, suffix: str) -> Path:
+    """Where a file derived from the installed file `source` is cached: its name hashes the source's path, size and
+    modification time, so a reinstalled package gets a fresh copy."""
+    stat = source.stat()
+    key = hashlib.sha256(f"{source}\0{stat.st_size}\0{stat.st_mtime_ns}".encode()).hexdigest()[:16]
+    return cache_dir() / folder / f"{stem}-{key}{suffix}"
 
 
 def gguf_path() -> Path:

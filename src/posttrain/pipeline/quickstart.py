@@ -27,6 +27,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any, Literal
 
+from posttrain.atomic import atomic_write_text
 from posttrain.distributed.cluster import RaySection
 from posttrain.errors import InputError
 from posttrain.evals.greedy import EvalSection
@@ -34,7 +35,7 @@ from posttrain.pairs.mcts import MCTSConfig
 from posttrain.pipeline.runner import Stage
 from posttrain.progress import generation_progress
 from posttrain.prompts.split import PromptsSection, make_prompts
-from posttrain.records import Pair, Prompt, RecordWriter, Sample, Verdict, atomic_write_text, read_records
+from posttrain.records import Pair, Prompt, RecordWriter, Sample, Verdict, read_records
 from posttrain.sampling import sample_prompts
 from posttrain.train.dpo import DPOConfig
 from posttrain.train.sft import SFTConfig

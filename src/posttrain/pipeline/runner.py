@@ -19,8 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from posttrain.atomic import atomic_write_text
 from posttrain.errors import InputError
-from posttrain.records import atomic_write_text
 
 CODE_VERSION = "1"  # bump when a stage's outputs change meaning, to invalidate old caches
 

@@ -12,7 +12,8 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from posttrain.records import Prompt, atomic_write_text
+from posttrain.atomic import atomic_write_text
+from posttrain.records import Prompt
 
 
 def _histogram(values: Sequence[float], bins: int = 10) -> list[dict[str, float]]:

@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from posttrain.atomic import atomic_write_text
 from posttrain.errors import InputError
 from posttrain.judges.base import Judge, Judgment, failure, get_judge
 from posttrain.judges.runner import judge_spec
@@ -43,7 +44,6 @@ from posttrain.records import (
     RecordWriter,
     Sample,
     Verdict,
-    atomic_write_text,
     read_records,
     write_records,
 )

@@ -12,7 +12,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from posttrain.records import atomic_write_text
+from posttrain.atomic import atomic_write_text
 
 METRICS = ("prompt_level_strict", "prompt_level_loose", "inst_level_strict", "inst_level_loose")
 

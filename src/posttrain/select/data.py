@@ -18,8 +18,9 @@ from typing import Any
 
 import numpy as np
 
+from posttrain.atomic import atomic_write_text
 from posttrain.errors import InputError
-from posttrain.records import atomic_write_text, content_id, iter_jsonl_rows, parse_row
+from posttrain.records import content_id, iter_jsonl_rows, parse_row
 
 ORDERS = ("selection", "input")
 

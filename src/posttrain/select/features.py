@@ -241,7 +241,7 @@ def extract(texts: list[str], cfg: FeatureConfig, root: str | Path, progress: bo
         "source": cfg.source,
         "model": cfg.model,
     }
-    from posttrain.records import atomic_write_text
+    from posttrain.atomic import atomic_write_text
 
     atomic_write_text(root / "manifest.json", json.dumps(manifest))
     return ActivationStore(root)

@@ -62,9 +62,10 @@ def _run_config(cfg: ReplicationConfig) -> Any:
 
 def build_pool(cfg: ReplicationConfig, run: Any, out: Path) -> Path:
     """prompts -> samples -> verdicts -> pool.jsonl of the satisfied samples (SFT rows: prompt + completion)."""
+    from posttrain.atomic import atomic_write_text
     from posttrain.pipeline import quickstart as qs
     from posttrain.prompts.split import make_prompts
-    from posttrain.records import Prompt, Sample, Verdict, atomic_write_text, read_records
+    from posttrain.records import Prompt, Sample, Verdict, read_records
 
     if not (out / "prompts" / "heldout.jsonl").exists():
         make_prompts(run.prompts, run.seed, out / "prompts")
@@ -99,8 +100,8 @@ def build_pool(cfg: ReplicationConfig, run: Any, out: Path) -> Path:
 
 
 def replicate(cfg: ReplicationConfig) -> dict[str, Any]:
+    from posttrain.atomic import atomic_write_text
     from posttrain.pipeline import quickstart as qs
-    from posttrain.records import atomic_write_text
     from posttrain.select.data import read_pool, write_subset
     from posttrain.select.report import print_reports
     from posttrain.select.run import run_selection

@@ -51,6 +51,7 @@ from typing import Any, Literal
 
 import torch
 
+from posttrain.atomic import atomic_write_text
 from posttrain.config import build
 from posttrain.distributed.cluster import RaySection
 from posttrain.errors import InputError
@@ -61,7 +62,7 @@ from posttrain.judges.runner import judge_spec
 from posttrain.models.backend import Completion, SamplingParams
 from posttrain.pairs.repair import repair
 from posttrain.prompts.split import PromptsSection
-from posttrain.records import Prompt, Sample, atomic_write_text, read_records
+from posttrain.records import Prompt, Sample, read_records
 from posttrain.train import losses
 from posttrain.train.data import (
     Batch,

@@ -40,6 +40,7 @@ from typing import Any, ClassVar, Literal
 from pydantic import Field
 from torch import Tensor, nn
 
+from posttrain.atomic import atomic_write_text
 from posttrain.errors import InputError
 from posttrain.judges.critic_rm import (
     CRITIQUE_TEMPLATE,
@@ -55,7 +56,6 @@ from posttrain.records import (
     RecordWriter,
     Text,
     as_text,
-    atomic_write_text,
     content_id,
     iter_jsonl_rows,
 )

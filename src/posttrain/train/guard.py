@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from posttrain.atomic import atomic_write_text
 from posttrain.errors import InputError
 from posttrain.judges.llama_guard import (
     _SCORE_SUFFIX,
@@ -33,7 +34,7 @@ from posttrain.judges.llama_guard import (
     build_prompt,
     custom_categories,
 )
-from posttrain.records import atomic_write_text, content_id, write_records
+from posttrain.records import content_id, write_records
 from posttrain.safety.records import GuardExample, check_taxonomy
 from posttrain.train.data import Sequence, Source, long_prompt_error
 from posttrain.train.runtime import DataConfig, LoRAConfig, ModelConfig, TrainResult

@@ -22,8 +22,9 @@ from typing import Any, Literal
 import torch
 import yaml
 
+from posttrain.atomic import atomic_write_text
 from posttrain.errors import InputError
-from posttrain.records import atomic_write_text, content_id
+from posttrain.records import content_id
 from posttrain.train.compensated_adamw import CompensatedAdamW
 from posttrain.train.tracking import Tracker, TrackerName, check_report_to, open_trackers, scalars
 
