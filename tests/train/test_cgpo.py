@@ -19,6 +19,7 @@ from posttrain.judges.base import Item, Judge, Judgment
 from posttrain.judges.mixture import MixtureOfJudges, TaskJudges
 from posttrain.models.backend import Completion
 from posttrain.records import Prompt
+from posttrain.train import losses
 from posttrain.train.cgpo import (
     CGPOConfig,
     CGPOTask,
@@ -28,6 +29,7 @@ from posttrain.train.cgpo import (
     codpo_pair,
     crraft_choice,
     heldout_violation,
+    multi_sample_groups,
     parse_tasks,
     reference_baselines,
     sampled_paired,
@@ -178,6 +180,63 @@ def test_codpo_takes_the_baseline_as_chosen_only_when_asked_and_it_satisfies(tok
     batch, state = make_state(tokenizer, tiny_model, violated, baseline=BAD)  # ā violates too: still skipped
     row = task_step("instruction_following", task, batch, 0, state, cfg_for())
     assert row["pairs"] == 0 and row["skipped_prompts"] == 2
+
+
+SATISFIED_2, VIOLATED_2 = "a small round thing.", "A Small Round Thing."
+
+
+@pytest.mark.parametrize("optimizer", ["mdpo", "mipo"])
+def test_multi_sample_update_is_the_group_loss_of_the_chosen_groups(tokenizer, tiny_model, optimizer):
+    texts = [GOOD, BAD, SATISFIED_2, VIOLATED_2]  # 2 satisfied, 2 violated per prompt: the groups take them all
+    batch, state = make_state(tokenizer, tiny_model, texts)
+    task = CGPOTask(optimizer=optimizer, k=4, batch_size=2, group_size=2, beta=0.1)
+    cfg = load_config(CGPOConfig, None, ["data.max_length=128", "train.progress=false", "train.examples_per_forward=1"])
+    row = task_step("instruction_following", task, batch, 0, state, cfg)
+    assert row["groups"] == 2 and row["skipped_prompts"] == 0
+    # policy == reference: every group's margin is 0, so mDPO's loss is log 2 and mIPO's (0 - 1/(2β))² = 25
+    assert row["loss"] == pytest.approx(math.log(2) if optimizer == "mdpo" else 25.0, rel=1e-5)
+    got = torch.cat([p.grad.flatten() for p in tiny_model.parameters()])
+    tiny_model.zero_grad(set_to_none=True)
+    # The same loss written directly, both prompts' groups in one pass, averaged over the 2 groups.
+    chosen_texts, rejected_texts = [GOOD, SATISFIED_2], [BAD, VIOLATED_2]
+    seqs = [render(tokenizer, p.prompt, t, 128, False) for p in batch for t in chosen_texts + rejected_texts]
+    b = collate(seqs, pad_token_id(tokenizer))
+    logps = sequence_logps(token_logps(tiny_model, b), b).reshape(2, 4)
+    ref = logps.detach()
+    lengths = b.lengths().reshape(2, 4)
+    groups = torch.tensor([0, 0, 1, 1])
+    args = (logps[:, :2].reshape(-1), logps[:, 2:].reshape(-1), ref[:, :2].reshape(-1), ref[:, 2:].reshape(-1))
+    if optimizer == "mdpo":
+        direct = losses.mdpo_loss(*args, groups, 0.1)
+    else:
+        direct = losses.mipo_loss(*args, lengths[:, :2].reshape(-1), lengths[:, 2:].reshape(-1), groups, 0.1)
+    direct.mean().backward()
+    want = torch.cat([p.grad.flatten() for p in tiny_model.parameters()])
+    assert got.abs().sum() > 0
+    assert torch.allclose(got, want, rtol=1e-4, atol=1e-6)
+
+
+def test_multi_sample_update_raises_the_satisfied_group_and_lowers_the_violated_one(tokenizer, tiny_model):
+    batch, state = make_state(tokenizer, tiny_model, [GOOD, BAD, SATISFIED_2, VIOLATED_2])
+    before = [logp(tiny_model, tokenizer, batch[0], t) for t in (GOOD, SATISFIED_2, BAD, VIOLATED_2)]
+    task_step("instruction_following", CGPOTask(optimizer="mdpo", k=4, batch_size=2), batch, 0, state, cfg_for())
+    one_update(tiny_model)
+    after = [logp(tiny_model, tokenizer, batch[0], t) for t in (GOOD, SATISFIED_2, BAD, VIOLATED_2)]
+    assert after[0] + after[1] > before[0] + before[1] and after[2] + after[3] < before[2] + before[3]
+
+
+def test_multi_sample_groups_draw_each_side_at_random_or_skip():
+    import random
+
+    ok = [True, False, True, False, True, None, False]
+    draws = {(tuple(c), tuple(r)) for seed in range(40)
+             if (pick := multi_sample_groups(ok, 2, random.Random(seed))) for c, r in [pick]}  # fmt: skip
+    assert {c for c, _ in draws} == {(0, 2), (0, 4), (2, 4)}  # every pair of satisfied ones, never a failure (5)
+    assert {r for _, r in draws} == {(1, 3), (1, 6), (3, 6)}
+    assert multi_sample_groups(ok, 2, random.Random(7)) == multi_sample_groups(ok, 2, random.Random(7))
+    assert multi_sample_groups(ok, 3, random.Random(0)) == ([0, 2, 4], [1, 3, 6])
+    assert multi_sample_groups(ok, 4, random.Random(0)) is None  # three satisfied: too few for a group of 4
+    assert multi_sample_groups([True, True], 1, random.Random(0)) is None  # nothing violated: nothing to compare
 
 
 def test_codpo_pair_rules_and_fallbacks():
@@ -348,6 +407,21 @@ def test_multi_task_runs_each_task_with_its_optimizer(tiny_model_dir, tmp_path):
     assert row["loss"] == pytest.approx(row["instruction_following/loss"] + row["chat/loss"])
 
 
+def test_the_online_loop_runs_mdpo_with_a_reference_and_no_old_pass(tiny_model_dir, tmp_path, monkeypatch):
+    from posttrain.train import cgpo
+
+    passes = []
+    real = cgpo.all_token_logps
+    monkeypatch.setattr(cgpo, "all_token_logps", lambda model, *a: passes.append(model) or real(model, *a))
+    cfg = run_config(tiny_model_dir, tmp_path / "run", "train.max_steps=1", "tasks.instruction_following.optimizer=mdpo",
+                     "tasks.instruction_following.k=4", "tasks.instruction_following.group_size=1")  # fmt: skip
+    result = train_cgpo(cfg, IF_PROMPTS)
+    row = result.metrics[0]
+    assert {"groups", "skipped_prompts", "loss", "kl"} - set(row) == {"kl"}  # no π_old pass: no log-ratio logged
+    assert row["groups"] + row["skipped_prompts"] == 2
+    assert len(passes) == 1  # the reference's pass only
+
+
 def test_a_run_reports_to_tensorboard_and_its_model_has_a_card(tiny_model_dir, tmp_path):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
@@ -400,6 +474,12 @@ def test_bad_input_is_an_input_error(tiny_model_dir, tmp_path):
                 ["tasks.instruction_following.optimizer=codpo", "tasks.instruction_following.k=1"],
             )
         )
+    with pytest.raises(InputError, match=r"mdpo compares group_size .* \(k=3, group_size=2\)"):
+        parse_tasks(load_config(CGPOConfig, None, ["tasks.instruction_following.optimizer=mdpo",
+                                                   "tasks.instruction_following.k=3"]))  # fmt: skip
+    with pytest.raises(InputError, match="mipo needs at least one constraint judge"):
+        parse_tasks(load_config(CGPOConfig, None, ["tasks.instruction_following.optimizer=mipo",
+                                                   "tasks.instruction_following.judges={}"]))  # fmt: skip
     with pytest.raises(InputError, match="heldout_k must be 0"):
         check_config(load_config(CGPOConfig, None, ["heldout_k=-1"]))
     with pytest.raises(InputError, match=r"'generation.dtype': Input should be 'float32', 'bfloat16' or 'auto'"):
@@ -424,7 +504,7 @@ def test_cli_runs_and_reports_bad_config(tiny_model_dir, tmp_path, capsys):
     assert main(args) == 0
     assert "trained 1 steps" in capsys.readouterr().out
     assert main([*args, "tasks.instruction_following.optimizer=ppo"]) == 2
-    assert "'tasks.instruction_following.optimizer': Input should be 'crpg', 'codpo', 'crraft', 'grpo', 'rloo' or 'reinforce_pp'" in capsys.readouterr().err
+    assert "'tasks.instruction_following.optimizer': Input should be 'crpg', 'codpo', 'crraft', 'grpo', 'rloo', 'reinforce_pp', 'mdpo' or 'mipo'" in capsys.readouterr().err
 
 
 def test_before_evaluates_the_policy_as_loaded_not_as_stored(tiny_model_dir, tokenizer, tmp_path):

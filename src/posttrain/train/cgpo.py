@@ -42,6 +42,7 @@ from __future__ import annotations
 import copy
 import functools
 import json
+import random
 import shutil
 import time
 from collections.abc import Callable
@@ -108,15 +109,19 @@ from posttrain.train.runtime import (
 
 CGPO_OPTIMIZERS = ("crpg", "codpo", "crraft")
 GROUP_OPTIMIZERS = ("grpo", "rloo", "reinforce_pp")  # train/grpo.py
+# Multi-sample preference losses (Wang, Zhao et al. 2024; losses.mdpo_loss / mipo_loss) on each prompt's satisfied
+# vs violated responses: the online form of `posttrain train dpo` with loss.type mdpo | mipo.
+MULTI_SAMPLE_OPTIMIZERS = ("mdpo", "mipo")
 ENGINES_WITH_OWN_WEIGHTS = ("vllm", "ray")  # generation engines that get the policy's weights after every update
 
 
 @dataclass
 class CGPOTask:
     """One task of Algorithm 2: its judges, reward, optimizer and hyperparameters. The optimizer is one of CGPO's
-    (crpg, codpo, crraft) or of the GRPO family (grpo, rloo, reinforce_pp: train/grpo.py)."""
+    (crpg, codpo, crraft), of the GRPO family (grpo, rloo, reinforce_pp: train/grpo.py), or a multi-sample
+    preference loss (mdpo, mipo)."""
 
-    optimizer: Literal["crpg", "codpo", "crraft", "grpo", "rloo", "reinforce_pp"] = "crraft"
+    optimizer: Literal["crpg", "codpo", "crraft", "grpo", "rloo", "reinforce_pp", "mdpo", "mipo"] = "crraft"
     # Constraint judges, ANDed: verdict name -> options (`type:` picks the registry judge, as in recipes/judges.yaml).
     judges: dict[str, dict[str, Any]] = field(default_factory=lambda: {"ifeval": {"mode": "fixed"}})
     # r(s, a): any judge's score, e.g. a reward model ({type: reward_model, model: DIR}) or the IF judge's
@@ -126,11 +131,15 @@ class CGPOTask:
     batch_size: int = 4  # prompts per step (B_l)
     kl_max: float = 10.0  # nats of sequence log-ratio (CRPG shaping, CRRAFT filter)
     weight: float = 1.0  # ρ_l
-    beta: float = 0.1  # CODPO's DPO β (not reported in the paper)
+    beta: float = 0.1  # CODPO's DPO β (not reported in the paper); mdpo / mipo's β
     lam: float = 1.0  # CODPO's λ on the length-normalised chosen likelihood (not reported in the paper)
     # posttrain's extension, CODPO only: a prompt with no satisfied response takes ā as its chosen response (when ā
     # satisfies every constraint) instead of being skipped, as CRRAFT falls back to ā. Off = the paper.
     baseline_chosen: bool = False
+    # ---- mdpo / mipo only: `group_size` satisfied responses of each prompt against `group_size` violated ones, drawn
+    # at random from each side (a prompt with fewer on a side is skipped); k must be at least 2 * group_size.
+    group_size: int = 2
+    unbiased: bool = False  # mipo: subtract each group mean's variance (losses.mipo_loss)
     # ---- the GRPO family only (train/grpo.py; docs/methods/grpo.md)
     # The reward is r(s, a), the reward judge's score; with `gate`, 0 for a response that fails a constraint judge
     # (or is cut off while generation.require_finished): CGPO's Mixture of Judges as the gate of a group method.
@@ -232,8 +241,9 @@ def parse_tasks(cfg: CGPOConfig) -> dict[str, CGPOTask]:
             raise InputError(f"tasks.{name} must be a mapping of task settings, got {raw!r}")
         task = build(CGPOTask, raw, prefix=f"tasks.{name}.")
         where = f"tasks.{name}"
-        if not task.judges and task.optimizer in CGPO_OPTIMIZERS:  # the GRPO family can learn from the reward alone
-            raise InputError(f"{where}.judges: CGPO needs at least one constraint judge per task")
+        if not task.judges and task.optimizer not in GROUP_OPTIMIZERS:  # the GRPO family learns from the reward alone
+            raise InputError(f"{where}.judges: {task.optimizer} needs at least one constraint judge per task (its "
+                             f"satisfied and violated responses)")  # fmt: skip
         if task.reward is None:
             raise InputError(
                 f"{where}.reward: CGPO needs a reward (a reward model or a judge score) per task"
@@ -242,6 +252,10 @@ def parse_tasks(cfg: CGPOConfig) -> dict[str, CGPOTask]:
             raise InputError(f"{where}: k and batch_size must be at least 1")
         if task.optimizer == "codpo" and task.k < 2:
             raise InputError(f"{where}: codpo needs k >= 2 responses per prompt to form a pair")
+        if task.optimizer in MULTI_SAMPLE_OPTIMIZERS and (task.group_size < 1 or task.k < 2 * task.group_size):
+            raise InputError(f"{where}: {task.optimizer} compares group_size satisfied with group_size violated "
+                             f"responses of a prompt: group_size >= 1 and k >= 2 * group_size (k={task.k}, "
+                             f"group_size={task.group_size})")  # fmt: skip
         if task.optimizer in ("grpo", "rloo") and task.k < 2:  # REINFORCE++ normalises over the batch, not a group
             raise InputError(f"{where}: {task.optimizer} compares K responses per prompt; k must be at least 2")
         if task.clip_eps <= 0 or (task.clip_eps_high is not None and task.clip_eps_high <= 0) or task.kl_coef < 0:
@@ -284,11 +298,11 @@ def check_config(cfg: CGPOConfig) -> dict[str, CGPOTask]:
     tasks = parse_tasks(cfg)
     if cfg.train.updates_per_rollout < 1:
         raise InputError(f"train.updates_per_rollout must be at least 1, got {cfg.train.updates_per_rollout}")
-    single = [name for name, t in tasks.items() if t.optimizer in CGPO_OPTIMIZERS]
+    single = [name for name, t in tasks.items() if t.optimizer not in GROUP_OPTIMIZERS]
     if cfg.train.updates_per_rollout > 1 and single:
         raise InputError(
             f"train.updates_per_rollout > 1 needs a clipped-ratio optimizer (grpo, rloo, reinforce_pp); "
-            f"task(s) {', '.join(single)} use CGPO's, which train once on each rollout"
+            f"task(s) {', '.join(single)} train once on each rollout"
         )
     return tasks
 
@@ -297,7 +311,7 @@ def needs_reference(tasks: dict[str, CGPOTask]) -> bool:
     """π_ref costs one model of memory and a forward pass per rollout. CGPO's optimizers use the log-ratio to it
     (KL-bounded rewards and filters) and a KL term needs it; the GRPO family with kl_coef 0 never reads it (TRL's
     GRPOTrainer with beta 0 keeps no reference model either), so it is not kept and `kl` is not logged."""
-    return any(t.optimizer in CGPO_OPTIMIZERS or t.kl_coef > 0 for t in tasks.values())
+    return any(t.optimizer in CGPO_OPTIMIZERS + MULTI_SAMPLE_OPTIMIZERS or t.kl_coef > 0 for t in tasks.values())
 
 
 def needs_old_pass(task: CGPOTask, cfg: CGPOConfig) -> bool:
@@ -305,7 +319,9 @@ def needs_old_pass(task: CGPOTask, cfg: CGPOConfig) -> bool:
     the policy being updated: the update's own forward pass, detached, gives them (the ratio is 1 and its gradient
     the policy gradient, as TRL does with num_iterations 1). They are needed beforehand for several updates per
     rollout (π_old stays the sampling policy), by CGPO's optimizers, and by a KL penalty in the reward (rloo,
-    reinforce_pp)."""
+    reinforce_pp). mdpo / mipo compare with π_ref only."""
+    if task.optimizer in MULTI_SAMPLE_OPTIMIZERS:
+        return False
     if task.optimizer not in GROUP_OPTIMIZERS or cfg.train.updates_per_rollout > 1:
         return True
     return task.optimizer != "grpo" and task.kl_coef > 0
@@ -470,6 +486,17 @@ def codpo_pair(ok: list[bool | None], rewards: list[float]) -> tuple[int, int] |
     if not pool:
         return None
     return chosen, min(pool, key=lambda i: rewards[i])
+
+
+def multi_sample_groups(ok: list[bool | None], size: int, rng: random.Random) -> tuple[list[int], list[int]] | None:
+    """(chosen, rejected): `size` satisfied and `size` violated responses of one prompt, each drawn at random from
+    its side (None = judge failure, left out), or None to skip the prompt. Drawn, not the best and the worst: a
+    group stands for its side's distribution, as `posttrain pairs --method group` draws them offline."""
+    satisfied = [i for i, v in enumerate(ok) if v is True]
+    violated = [i for i, v in enumerate(ok) if v is False]
+    if len(satisfied) < size or len(violated) < size:
+        return None
+    return sorted(rng.sample(satisfied, size)), sorted(rng.sample(violated, size))
 
 
 def crraft_choice(
@@ -683,6 +710,37 @@ def baseline_ref_logp(prompt: Prompt, seq: Sequence, state: OnlineState, cfg: CG
     return cache[prompt.id]
 
 
+def multi_sample_update(task: CGPOTask, r: Rollout, state: OnlineState, seed: int) -> Update:
+    """mDPO / mIPO on-policy: a unit is one prompt's `group_size` chosen then `group_size` rejected sequences, drawn
+    with a generator seeded by the step's seed and the prompt (a resumed run draws the same)."""
+    size, seqs, ref = task.group_size, [], []
+    for b, prompt in enumerate(r.batch):
+        idx = r.of_prompt(b)  # trainable responses only
+        pick = multi_sample_groups([r.ok[i] for i in idx], size, random.Random(f"{seed}:{prompt.id}"))
+        if pick is None:
+            continue
+        unit = [idx[i] for i in pick[0] + pick[1]]
+        seqs += [s for i in unit if (s := r.seqs[i]) is not None]
+        ref += [float(r.ref_logps[i]) for i in unit]
+    ref_units = torch.tensor(ref, dtype=torch.float64).reshape(-1, 2 * size)
+
+    def part_loss(start: int, per_token: torch.Tensor, batch: Batch) -> torch.Tensor:
+        logps = sequence_logps(per_token, batch).reshape(-1, 2 * size)
+        lengths = batch.lengths().to(per_token.device).reshape(-1, 2 * size)
+        part = ref_units[start : start + len(logps)].to(logps)
+        groups = torch.arange(len(logps), device=logps.device).repeat_interleave(size)
+        chosen, rejected = logps[:, :size].reshape(-1), logps[:, size:].reshape(-1)
+        ref_chosen, ref_rejected = part[:, :size].reshape(-1), part[:, size:].reshape(-1)
+        if task.optimizer == "mdpo":
+            return losses.mdpo_loss(chosen, rejected, ref_chosen, ref_rejected, groups, task.beta).sum()
+        return losses.mipo_loss(chosen, rejected, ref_chosen, ref_rejected, lengths[:, :size].reshape(-1),
+                                lengths[:, size:].reshape(-1), groups, task.beta, task.unbiased).sum()  # fmt: skip
+
+    n = len(ref_units)
+    stats = {"groups": n, "skipped_prompts": len(r.batch) - n}
+    return Update(seqs, 2 * size, int(state.reduce_sum(n)[0]), part_loss, stats)
+
+
 def crraft_update(task: CGPOTask, r: Rollout, state: OnlineState, cfg: CGPOConfig) -> Update:
     seqs, weights, fallbacks = [], [], 0
     for b, prompt in enumerate(r.batch):
@@ -738,7 +796,7 @@ def rollout(
     rows = state.backend.generate([p.prompt for p in batch], task.k, params)
     prompt_of = [b for b, row in enumerate(rows) for _ in row]
     completions = [c for row in rows for c in row]
-    if task.optimizer in GROUP_OPTIMIZERS:  # r(s, a) only: group methods compare a prompt's K responses, not ā
+    if task.optimizer not in CGPO_OPTIMIZERS:  # r(s, a) only: these compare a prompt's K responses, not ā
         items = make_items([batch[b] for b in prompt_of], [c.text for c in completions], None)
         results = state.mixture.evaluate_items(items, calibrate=False)
     else:
@@ -827,6 +885,8 @@ def prepare_step(
         update = crpg_update(task, r, state)
     elif task.optimizer == "codpo":
         update = codpo_update(task, r, state, cfg)
+    elif task.optimizer in MULTI_SAMPLE_OPTIMIZERS:
+        update = multi_sample_update(task, r, state, cfg.train.seed * 1_000_003 + step)
     else:
         update = crraft_update(task, r, state, cfg)
     judged = [res for res in r.results if res.value != -1]
