@@ -68,6 +68,7 @@ def main() -> None:
             from bench.ray_scaleout import tiny_model
 
             model_dir = tiny_model(Path(tmp) / "tiny")
+            args.steps = 2
             common = [*common, f"model.name={model_dir}", "train.max_steps=2", "generation.max_new_tokens=8"]
         runs = [run("in process (hf)", Path(tmp) / "hf", [*common, "generation.engine=hf"])]
         for sync in args.syncs:
