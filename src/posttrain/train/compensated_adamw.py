@@ -27,8 +27,12 @@ step, below bf16's resolution of 0.4%: in bf16 it would freeze). Bytes per bf16 
 2 + 4 moments + 2 compensation = 12, where fp32 AdamW holds 16. fp32 weights (e.g. LoRA adapters on a bf16 base)
 get exactly torch's AdamW update, without compensation.
 
-The update is torch's AdamW (decoupled weight decay, bias-corrected moments, eps outside the square root), done in
-fp32 slices of 2^20 elements through four 4 MiB scratch buffers, so no full-size fp32 copy of a weight is ever made.
+The update is torch's AdamW (decoupled weight decay, bias-corrected moments, eps outside the square root). bf16
+weights on the CPU take it in one compiled pass per tensor (`bf16_adamw_kernel.py`, numba: each element read and written
+once, the ops of the slice path with the fused multiply-adds torch's CPU kernels use, so the moments come out bit
+for bit as the slices give them; its square root is IEEE's, where torch's vectorized one is off by an ulp in ~17%
+of cases); everything else in fp32 slices of 2^20 elements through four 4 MiB scratch buffers, so no full-size fp32
+copy of a weight is ever made.
 """
 
 from __future__ import annotations
@@ -50,12 +54,14 @@ class CompensatedAdamW(torch.optim.Optimizer):
         eps: float = 1e-8,
         weight_decay: float = 0.0,
         dither_seed: int | None = 0,
+        compiled: bool = True,
     ):
         if lr < 0 or eps < 0 or weight_decay < 0 or not (0 <= betas[0] < 1 and 0 <= betas[1] < 1):
             raise ValueError(f"invalid AdamW hyperparameters: lr={lr}, betas={betas}, eps={eps}, wd={weight_decay}")
         super().__init__(params, {"lr": lr, "betas": tuple(betas), "eps": eps, "weight_decay": weight_decay})
         self._scratch: list[torch.Tensor] = []
         self._dither_seed = dither_seed
+        self._compiled = compiled  # False: the torch slices for bf16 weights too (the kernel's test reference)
         self._index = {p: i for i, p in enumerate(p for g in self.param_groups for p in g["params"])}
 
     def _buffers(self, device: torch.device) -> list[torch.Tensor]:
@@ -134,6 +140,13 @@ class CompensatedAdamW(torch.optim.Optimizer):
                 weight, grad = p.view(-1), p.grad.view(-1)
                 avg, avg_sq = state["exp_avg"].view(-1), state["exp_avg_sq"].view(-1)
                 comp = state["compensation"].view(-1) if "compensation" in state else None
+                if self._compiled and comp is not None and p.dtype == torch.bfloat16 and p.device.type == "cpu":
+                    f32 = torch.tensor([1 - beta1, beta2, 1 - beta2, step_size, eps_scaled, 1 - lr * decay]).numpy()
+                    bits = (t.view(torch.uint16).numpy() for t in (weight, grad, avg))
+                    from posttrain.train.bf16_adamw_kernel import bf16_compensated_step
+
+                    bf16_compensated_step(*bits, avg_sq.numpy(), comp.numpy(), *f32, threads=torch.get_num_threads())
+                    continue
                 g_buf, m_buf, x_buf, u_buf = self._buffers(p.device)
                 for start in range(0, weight.numel(), SLICE):
                     end = min(start + SLICE, weight.numel())
@@ -155,3 +168,4 @@ class CompensatedAdamW(torch.optim.Optimizer):
                         x.sub_(weight[start:end]).div_(self.unit(weight[start:end], out=u))
                         comp[start:end].copy_(x.round_().clamp_(-(2**15), 2**15 - 1))
         return loss
+
