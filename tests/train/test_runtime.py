@@ -99,6 +99,23 @@ def test_explicit_bf16_on_a_cpu_without_native_bf16_warns_and_keeps_it(monkeypat
         assert resolve_mixed_precision("auto") == "no" and resolve_mixed_precision("no") == "no"
 
 
+def test_bf16_weights_on_a_cpu_without_native_bf16_warn_and_stay_bf16(monkeypatch):
+    from posttrain.models import hf
+    from posttrain.train.runtime import torch_dtype
+
+    monkeypatch.setattr(hf, "cpu_has_native_bf16", lambda: False)
+    monkeypatch.setattr("torch.cuda.is_available", lambda: False)
+    with pytest.warns(UserWarning, match="model.dtype=bfloat16 on a CPU without native bf16"):
+        assert torch_dtype("bfloat16") == torch.bfloat16
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert torch_dtype("auto") == torch.float32 and torch_dtype("float32") == torch.float32
+    monkeypatch.setattr(hf, "cpu_has_native_bf16", lambda: True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert torch_dtype("bfloat16") == torch.bfloat16 and torch_dtype("auto") == torch.bfloat16
+
+
 def _f16_stored_linear(seed: int = 0) -> torch.nn.Linear:
     """Weights as a model loaded from an f16 checkpoint has them: 1/8 exactly halfway between two bf16 values."""
     torch.manual_seed(seed)

@@ -149,10 +149,29 @@ def load_tokenizer_and_check(model_cfg: ModelConfig, model: Any, tokenizer: Any)
 
 
 def torch_dtype(name: str) -> torch.dtype:
-    """The torch dtype of a `model.dtype` name ("auto": bf16 on a CPU with native bf16, else fp32)."""
-    from posttrain.models.hf import resolve_dtype
+    """The torch dtype of a `model.dtype` name ("auto": bf16 on a CPU with native bf16, else fp32). Explicit bf16
+    weights for training on a CPU without native bf16 are kept, with a warning: there every bf16 matmul is
+    emulated."""
+    from posttrain.models import hf
 
-    return torch.float16 if name == "float16" else resolve_dtype(name)
+    dtype = torch.float16 if name == "float16" else hf.resolve_dtype(name)
+    if name == "bfloat16" and not torch.cuda.is_available() and not hf.cpu_has_native_bf16():
+        import warnings
+
+        warnings.warn(
+            "model.dtype=bfloat16 on a CPU without native bf16 (no avx512_bf16 or amx_bf16 in /proc/cpuinfo): "
+            f"its bf16 matmuls are emulated, {EMULATED_BF16_NOTE}; set model.dtype=auto to pick fp32 on this CPU",
+            stacklevel=2,
+        )
+    return dtype
+
+
+# Measured on bench/dpo_vs_trl.py's posttrain job with bf16 weights and oneDNN held to AVX-512 without its BF16
+# instructions (ONEDNN_MAX_CPU_ISA=AVX512_CORE, as on a Skylake/Cascade Lake server; docs/benchmarks.md).
+EMULATED_BF16_NOTE = (
+    "expect ~1.8x slower than fp32 (bf16-weight DPO with oneDNN held to AVX-512 without BF16: 62 tokens/s, fp32 "
+    "111-114)"
+)
 
 
 def apply_lora(model: Any, lora: LoRAConfig, task_type: str = "CAUSAL_LM") -> Any:
@@ -652,8 +671,8 @@ def resolve_mixed_precision(value: str) -> str:
 
         warnings.warn(
             "train.mixed_precision=bf16 on a CPU without native bf16 (no avx512_bf16 or amx_bf16 in /proc/cpuinfo): "
-            "bf16 matmuls are emulated there and training runs slower than in fp32; set train.mixed_precision=auto "
-            "to pick fp32 on this CPU",
+            f"bf16 matmuls are emulated there and training runs slower than in fp32 ({EMULATED_BF16_NOTE}); set "
+            "train.mixed_precision=auto to pick fp32 on this CPU",
             stacklevel=2,
         )
     if value != "auto":
