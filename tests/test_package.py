@@ -18,7 +18,7 @@ def _run(env_extra: dict[str, str]) -> str:
 
 @pytest.mark.parametrize(
     ("given", "expected"),
-    [({}, ["128", "128"]), ({"ONEDNN_PRIMITIVE_CACHE_CAPACITY": "1024", "LRU_CACHE_CAPACITY": "7"}, ["1024", "7"])],
+    [({}, ["64", "64"]), ({"ONEDNN_PRIMITIVE_CACHE_CAPACITY": "1024", "LRU_CACHE_CAPACITY": "7"}, ["1024", "7"])],
 )
 def test_kernel_cache_caps_are_set_unless_the_user_set_them(given, expected):
     assert _run(given) == expected
