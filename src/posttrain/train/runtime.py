@@ -166,11 +166,11 @@ def torch_dtype(name: str) -> torch.dtype:
     return dtype
 
 
-# Measured on bench/dpo_vs_trl.py's posttrain job with bf16 weights and oneDNN held to AVX-512 without its BF16
-# instructions (ONEDNN_MAX_CPU_ISA=AVX512_CORE, as on a Skylake/Cascade Lake server; docs/benchmarks.md).
+# Measured on bench/dpo_vs_trl.py's posttrain job with oneDNN held to AVX-512 without its BF16 instructions
+# (ONEDNN_MAX_CPU_ISA=AVX512_CORE, as on a Skylake/Cascade Lake server; docs/benchmarks.md).
 EMULATED_BF16_NOTE = (
-    "expect ~1.8x slower than fp32 (bf16-weight DPO with oneDNN held to AVX-512 without BF16: 62 tokens/s, fp32 "
-    "111-114)"
+    "expect ~1.8x slower than fp32 (DPO with oneDNN held to AVX-512 without BF16: 62 tokens/s with bf16 weights or "
+    "autocast, fp32 111-114)"
 )
 
 
