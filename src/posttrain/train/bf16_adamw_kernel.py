@@ -58,7 +58,9 @@ def _unit(bits: Any) -> Any:  # CompensatedAdamW.unit of one bf16 weight: 2^(E -
 
 
 @numba.njit(cache=True, nogil=True, parallel=True)
-def _step(weight, grad, avg, avg_sq, comp, one_minus_beta1, beta2, one_minus_beta2, step_size, eps, decay):  # type: ignore[no-untyped-def]
+def _step(  # type: ignore[no-untyped-def]
+    weight, grad, avg, avg_sq, comp, one_minus_beta1, beta2, one_minus_beta2, step_size, eps, decay
+):
     for i in numba.prange(weight.shape[0]):
         g = _widen(grad[i])
         m = _fma(one_minus_beta1, g - _widen(avg[i]), _widen(avg[i]))  # lerp_

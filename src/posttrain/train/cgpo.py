@@ -309,8 +309,9 @@ def check_config(cfg: CGPOConfig) -> dict[str, CGPOTask]:
 
 def needs_reference(tasks: dict[str, CGPOTask]) -> bool:
     """π_ref costs one model of memory and a forward pass per rollout. CGPO's optimizers use the log-ratio to it
-    (KL-bounded rewards and filters), mdpo / mipo's losses are relative to it, and a KL term needs it; the GRPO family with kl_coef 0 never reads it (TRL's
-    GRPOTrainer with beta 0 keeps no reference model either), so it is not kept and `kl` is not logged."""
+    (KL-bounded rewards and filters), mdpo / mipo's losses are relative to it, and a KL term needs it; the GRPO
+    family with kl_coef 0 never reads it (TRL's GRPOTrainer with beta 0 keeps no reference model either), so it is
+    not kept and `kl` is not logged."""
     return any(t.optimizer in CGPO_OPTIMIZERS + MULTI_SAMPLE_OPTIMIZERS or t.kl_coef > 0 for t in tasks.values())
 
 

@@ -28,11 +28,11 @@ step, below bf16's resolution of 0.4%: in bf16 it would freeze). Bytes per bf16 
 get exactly torch's AdamW update, without compensation.
 
 The update is torch's AdamW (decoupled weight decay, bias-corrected moments, eps outside the square root). bf16
-weights on the CPU take it in one compiled pass per tensor (`bf16_adamw_kernel.py`, numba: each element read and written
-once, the ops of the slice path with the fused multiply-adds torch's CPU kernels use, so the moments come out bit
-for bit as the slices give them; its square root is IEEE's, where torch's vectorized one is off by an ulp in ~17%
-of cases); everything else in fp32 slices of 2^20 elements through four 4 MiB scratch buffers, so no full-size fp32
-copy of a weight is ever made.
+weights on the CPU take it in one compiled pass per tensor (`bf16_adamw_kernel.py`, numba: each element read and
+written once, the ops of the slice path with the fused multiply-adds torch's CPU kernels use, so the moments come
+out bit for bit as the slices give them; its square root is IEEE's, where torch's vectorized one is off by an ulp
+in ~17% of cases); everything else in fp32 slices of 2^20 elements through four 4 MiB scratch buffers, so no
+full-size fp32 copy of a weight is ever made.
 """
 
 from __future__ import annotations
@@ -141,10 +141,10 @@ class CompensatedAdamW(torch.optim.Optimizer):
                 avg, avg_sq = state["exp_avg"].view(-1), state["exp_avg_sq"].view(-1)
                 comp = state["compensation"].view(-1) if "compensation" in state else None
                 if self._compiled and comp is not None and p.dtype == torch.bfloat16 and p.device.type == "cpu":
-                    f32 = torch.tensor([1 - beta1, beta2, 1 - beta2, step_size, eps_scaled, 1 - lr * decay]).numpy()
-                    bits = (t.view(torch.uint16).numpy() for t in (weight, grad, avg))
                     from posttrain.train.bf16_adamw_kernel import bf16_compensated_step
 
+                    f32 = torch.tensor([1 - beta1, beta2, 1 - beta2, step_size, eps_scaled, 1 - lr * decay]).numpy()
+                    bits = (t.view(torch.uint16).numpy() for t in (weight, grad, avg))
                     bf16_compensated_step(*bits, avg_sq.numpy(), comp.numpy(), *f32, threads=torch.get_num_threads())
                     continue
                 g_buf, m_buf, x_buf, u_buf = self._buffers(p.device)
@@ -168,4 +168,3 @@ class CompensatedAdamW(torch.optim.Optimizer):
                         x.sub_(weight[start:end]).div_(self.unit(weight[start:end], out=u))
                         comp[start:end].copy_(x.round_().clamp_(-(2**15), 2**15 - 1))
         return loss
-

@@ -170,7 +170,7 @@ def torch_dtype(name: str) -> torch.dtype:
 # (ONEDNN_MAX_CPU_ISA=AVX512_CORE, as on a Skylake/Cascade Lake server; docs/benchmarks.md).
 EMULATED_BF16_NOTE = (
     "expect ~1.8x slower than fp32 (DPO with oneDNN held to AVX-512 without BF16: 62 tokens/s with bf16 weights or "
-    "autocast, fp32 111-114)"
+    "autocast, fp32 111-118)"
 )
 
 
