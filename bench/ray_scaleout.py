@@ -91,7 +91,7 @@ def bench_sampling(folder: Path, model: str, n_prompts: int, cores: int) -> None
 
     prompts, _ = synthesize(SynthConfig(n=n_prompts, constraints="1-2", seed=1))
     params = SamplingParams(max_new_tokens=48, temperature=0.8, top_p=0.95, seed=0)
-    backend = load_backend(model, threads=1, dtype="float32")  # one thread: what each Ray actor gets
+    backend = load_backend(model, threads=1, dtype="float32", rows=8 * 4)  # one thread: what each Ray actor gets
     start = time.perf_counter()
     sample_prompts(backend, prompts, folder / "s_single.jsonl", 4, params, model, 8)
     single = time.perf_counter() - start

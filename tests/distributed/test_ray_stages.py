@@ -58,7 +58,7 @@ def local_samples(tiny_dir: Path, prompts: list[Prompt], tmp_path_factory: pytes
     from posttrain.sampling import sample_prompts
 
     out = tmp_path_factory.mktemp("local") / "samples.jsonl"
-    backend = load_backend(str(tiny_dir), threads=1, dtype="float32")
+    backend = load_backend(str(tiny_dir), threads=1, dtype="float32", rows=BATCH * N)  # as the stage loads it
     sample_prompts(backend, prompts, out, N, PARAMS, str(tiny_dir), BATCH)
     return out
 

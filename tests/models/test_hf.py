@@ -55,6 +55,37 @@ def test_a_sample_does_not_depend_on_its_batch_or_order(backend: HFBackend) -> N
     assert [c.text for c in other_seed[0]] != [c.text for c in alone[0]]
 
 
+def test_a_batch_computes_its_shared_prefix_once_and_each_distinct_prompt_once(backend: HFBackend) -> None:
+    seen: list[tuple[int, ...]] = []
+    forward = backend.model.forward
+
+    def recording(*args, **kwargs):
+        seen.append(tuple(kwargs["input_ids"].shape))
+        return forward(*args, **kwargs)
+
+    encoded = [backend.encode(p) for p in PROMPTS]
+    shared = next(i for i in range(min(map(len, encoded))) if len({e[i] for e in encoded}) > 1)
+    assert shared > 10  # the chat template's system turn
+    backend.model.forward = recording
+    try:
+        rows = backend.generate(PROMPTS, 3, SamplingParams(max_new_tokens=6, temperature=0.0))
+    finally:
+        del backend.model.forward
+    longest_rest = max(len(e) for e in encoded) - shared
+    assert seen[:2] == [(1, shared), (len(PROMPTS), longest_rest)]  # then the 9 rows decode together
+    assert all(shape[1] == 1 for shape in seen[2:]) and seen[2][0] == 3 * len(PROMPTS)
+    for prompt, samples in zip(PROMPTS, rows, strict=True):
+        assert {c.text for c in samples} == {_plain_generate_greedy(backend, prompt, 6)}
+
+
+def test_common_prefix_leaves_every_prompt_a_token_of_its_own() -> None:
+    from posttrain.models.hf import _common_prefix
+
+    assert _common_prefix([[1, 2, 3, 4], [1, 2, 3, 5], [1, 2, 9]]) == 2
+    assert _common_prefix([[1, 2, 3], [1, 2, 3, 4]]) == 2
+    assert _common_prefix([[7, 2], [1, 2]]) == 0
+
+
 def test_length_and_stop_string_finish_reasons(backend: HFBackend) -> None:
     (long,), (stopped,) = backend.generate(
         ["Write a long story about a dragon.", "Count from 1 to 20, separated by commas."],

@@ -32,7 +32,9 @@ def register(app: typer.Typer) -> None:
             [], help="Stop string (repeatable); it is not included in the output."
         ),
         seed: int = typer.Option(0, help="Seed: every (prompt, sample index) derives its own from it."),
-        batch_size: int = typer.Option(8, help="Prompts per backend call (fixed, so resumes are exact)."),
+        batch_size: int = typer.Option(
+            8, help="Prompts per backend call (fixed, so resumes are exact); local models decode its n samples each together."
+        ),
         threads: int | None = typer.Option(None, help="torch threads for local models (default: all cores)."),
         dtype: str = typer.Option(
             "auto", help="Local models' weights: auto (bf16 where the CPU computes it natively), float32, bfloat16."
@@ -64,7 +66,7 @@ def register(app: typer.Typer) -> None:
         rows = read_records(prompts, Prompt)
         check_resumable(out, model, params)
         options = {"concurrency": concurrency} if model.startswith("openai:") else {}
-        backend = load_backend(model, threads=threads, dtype=dtype, **options)
+        backend = load_backend(model, threads=threads, dtype=dtype, rows=batch_size * n, **options)
 
         console = Console(stderr=True)
         started, tokens = time.perf_counter(), 0

@@ -26,16 +26,18 @@ BackendFactory = Callable[[], Backend]
 class SamplerActor:
     """One backend in one Ray worker process (made a Ray actor class by `sampler_pool`)."""
 
-    def __init__(self, spec: str, threads: int, dtype: Any, factory: BackendFactory | None = None) -> None:
+    def __init__(self, spec: str, threads: int, dtype: Any, rows: int, factory: BackendFactory | None = None) -> None:
         from posttrain.models import load_backend
 
-        self.backend = factory() if factory else load_backend(spec, threads=threads, dtype=dtype)
+        self.backend = factory() if factory else load_backend(spec, threads=threads, dtype=dtype, rows=rows)
 
     def generate(self, prompts: list[Any], n: int, params: SamplingParams) -> list[list[Completion]]:
         return self.backend.generate(prompts, n, params)
 
 
-def sampler_pool(spec: str, dtype: Any, section: RaySection, size: int, factory: BackendFactory | None) -> list[Any]:
+def sampler_pool(
+    spec: str, dtype: Any, rows: int, section: RaySection, size: int, factory: BackendFactory | None
+) -> list[Any]:
     import ray
 
     actor_class = ray.remote(SamplerActor).options(
@@ -44,7 +46,7 @@ def sampler_pool(spec: str, dtype: Any, section: RaySection, size: int, factory:
         max_restarts=section.max_retries,
         max_task_retries=section.max_retries,
     )
-    return [actor_class.remote(spec, section.cpus_per_actor, dtype, factory) for _ in range(size)]
+    return [actor_class.remote(spec, section.cpus_per_actor, dtype, rows, factory) for _ in range(size)]
 
 
 def sample_prompts_on_ray(
@@ -68,7 +70,7 @@ def sample_prompts_on_ray(
         before = writer.written
         on_batch(len(prompts) - sum(len(b) for b in todo), 0)
         if todo:
-            actors = sampler_pool(spec, dtype, section, min(actor_count(section), len(todo)), factory)
+            actors = sampler_pool(spec, dtype, batch_size * n, section, min(actor_count(section), len(todo)), factory)
             try:
                 results = ordered_results(
                     todo,

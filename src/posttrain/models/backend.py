@@ -97,15 +97,18 @@ def torch_threads() -> int:
     return int(value) if value.isdigit() and int(value) > 0 else available_cores()
 
 
-def load_backend(spec: str = "embedded", threads: int | None = None, dtype: Any = None, **options: Any) -> Backend:
+def load_backend(
+    spec: str = "embedded", threads: int | None = None, dtype: Any = None, rows: int | None = None, **options: Any
+) -> Backend:
     """A backend from a spec string:
 
     - `embedded`, a local HF directory, or `hf:<dir>`: transformers in this process;
     - `openai:<base_url>` or `openai:<base_url>#<model>`: any OpenAI-compatible server (vLLM, llama.cpp, Ollama);
     - `vllm:<model>`: in-process vLLM (optional extra, GPU).
 
-    `threads` and `dtype` ("auto", "float32", "bfloat16") apply to the in-process transformers backend; a server
-    chooses its own.
+    `threads`, `dtype` ("auto", "float32", "bfloat16") and `rows` (sequences decoded together; callers that hand
+    it batches of prompts × n samples pass that product, so a call decodes as one batch) apply to the in-process
+    transformers backend; a server chooses its own.
     """
     kind, _, rest = spec.partition(":")
     if kind == "openai" and rest:
@@ -119,4 +122,6 @@ def load_backend(spec: str = "embedded", threads: int | None = None, dtype: Any 
         return VLLMBackend(rest, **options)
     from posttrain.models.hf import HFBackend
 
+    if rows is not None:
+        options["batch_size"] = rows
     return HFBackend(rest if kind == "hf" and rest else spec, threads=threads, dtype=dtype, **options)

@@ -172,7 +172,7 @@ def sample_train(cfg: RunConfig, run_dir: Path, round_index: int, out: Path) -> 
             sample_prompts_on_ray(model, prompts, out / "samples.jsonl", s.n, params, s.batch_prompts, cfg.ray,
                                   s.dtype, bar.advance)  # fmt: skip
         return
-    backend = load_backend(model, threads=cfg.threads, dtype=s.dtype)
+    backend = load_backend(model, threads=cfg.threads, dtype=s.dtype, rows=s.batch_prompts * s.n)
     with generation_progress(label, len(prompts)) as bar:
         sample_prompts(backend, prompts, out / "samples.jsonl", s.n, params, model, s.batch_prompts, bar.advance)
 
