@@ -4,6 +4,7 @@ GRPO run against the same run with the in-process engine, and bad configs refuse
 
 from __future__ import annotations
 
+import importlib.util
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -180,11 +181,31 @@ def test_a_short_grpo_run_on_ray_actors_trains_as_the_in_process_engine_does(clu
         (["generation.ray.actors=0"], r"generation\.ray\.actors must be at least 1"),
         (["generation.ray.weight_sync=nccl"], r"generation\.ray\.weight_sync"),
         (["lora.enabled=true"], "generation.engine=ray takes the full weights .* LoRA is not supported"),
+        (["generation.ray.backend=vllm"], r"runs a vLLM engine per actor on whole GPUs: .*\(got 0\)"),
+        (["generation.ray.backend=vllm", "generation.ray.gpus_per_actor=0.5"], r"whole GPUs.*\(got 0\.5\)"),
+        (["generation.ray.backend=vllm", "generation.ray.gpus_per_actor=1", "generation.ray.weight_sync=broadcast"],
+         "takes its weights through the object store"),
+        (["generation.ray.backend=sglang"], r"generation\.ray\.backend"),
     ],
 )
 def test_bad_ray_engine_configs_are_input_errors(tiny_model_dir, tmp_path, overrides, message):
     with pytest.raises(InputError, match=message):
         check_config(run_config(tiny_model_dir, tmp_path / "run", "generation.engine=ray", *overrides))
+
+
+def test_a_vllm_actor_where_vllm_is_missing_says_how_to_install_it(tokenizer, tiny_model_dir):
+    """The actor class in this process (what Ray runs on a GPU node): it builds its engine from the checkpoint."""
+    if importlib.util.find_spec("vllm") is not None:
+        pytest.skip("vLLM is installed: this checks the message where it is not")
+    from posttrain.distributed.generation import GeneratorActor, Policy
+
+    model = tiny_llama(len(tokenizer))
+    actor = GeneratorActor("float32", 1, 16, gpus=1, backend="vllm", engine_options={"enforce_eager": True})
+    policy = Policy(type(model), model.config, model.generation_config, tokenizer, model.dtype, str(tiny_model_dir))
+    with pytest.raises(InputError, match=r"needs vLLM: pip install 'posttrain\[vllm\]'"):
+        actor._build(policy)
+    with pytest.raises(InputError, match="builds its engines from a checkpoint: set model.name"):
+        actor._build(Policy(type(model), model.config, model.generation_config, tokenizer, model.dtype))
 
 
 def test_gpu_actors_on_a_cluster_without_gpus_are_refused_before_any_actor_starts(cluster, tokenizer):

@@ -32,6 +32,10 @@ class RaySection:
     # one copy in Ray's object store that each actor reads (restarted actors catch up); broadcast: a gloo/NCCL
     # broadcast from the training process (distributed/weight_sync.py; the actors are then never restarted).
     weight_sync: Literal["object_store", "broadcast"] = "object_store"
+    # The online loop only: what each generation actor runs. hf: an HF backend of the policy (CPU or GPU). vllm: a
+    # vLLM engine (one GPU each, `posttrain[vllm]`) built from the policy's checkpoint with `generation.vllm`'s engine
+    # arguments, its weights replaced after every update (distributed/generation.py; not run here: no GPU).
+    backend: Literal["hf", "vllm"] = "hf"
 
     def check(self, prefix: str = "ray.") -> None:
         """`prefix`: where the section sits in the config, for the messages (`generation.ray.` in the online loop)."""

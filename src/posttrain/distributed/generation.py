@@ -21,9 +21,15 @@ Two ways for the weights (`generation.ray.weight_sync`): `object_store` (the def
 store once per update and each actor copies them from there; `broadcast` sends them by a gloo or NCCL broadcast from
 the training process (distributed/weight_sync.py).
 
+vLLM engines as the actors (`generation.ray.backend: vllm`, one GPU each): each actor builds a vLLM engine from the
+policy's checkpoint (`model.name`, which every GPU node must be able to read) with `generation.vllm`'s engine
+arguments, and replaces its weights with the driver's after every update through vLLM's `collective_rpc`
+(`VLLMBackend.load_weights`); weights go by the object store (a broadcast into vLLM's workers is refused).
+
 What was run: a local cluster on one machine, CPU actors, both syncs (tests/distributed/test_ray_online.py). Not
-run: several nodes, GPU actors (`gpus_per_actor` > 0: the HF backend then decodes on the actor's GPU) and the NCCL
-broadcast; there is no GPU here.
+run: several nodes, GPU actors (`gpus_per_actor` > 0: the HF backend then decodes on the actor's GPU), vLLM actors
+and the NCCL broadcast; there is no GPU here. What runs without one is tested: the settings' checks and an actor
+that is asked for vLLM where it is not installed.
 """
 
 from __future__ import annotations
@@ -46,6 +52,17 @@ from posttrain.models.backend import Completion, SamplingParams, as_messages
 def check_section(section: RaySection) -> None:
     """The `generation.ray` settings, checked before any model is loaded: values, a GPU ask, the address."""
     section.check(prefix="generation.ray.")
+    if section.backend == "vllm":
+        if section.gpus_per_actor < 1 or section.gpus_per_actor != int(section.gpus_per_actor):
+            raise InputError(
+                "generation.ray.backend=vllm runs a vLLM engine per actor on whole GPUs: set generation.ray.gpus_per_actor "
+                f"to 1 or more (got {section.gpus_per_actor})"
+            )
+        if section.weight_sync != "object_store":
+            raise InputError(
+                "generation.ray.backend=vllm takes its weights through the object store (vLLM's own workers cannot "
+                "join the broadcast group): set generation.ray.weight_sync=object_store"
+            )
     address = resolve_address(section.address)
     if address and address not in ("auto", "local"):
         probe(address)  # a typo'd address fails in seconds, not after the model and the baselines are loaded
@@ -70,6 +87,7 @@ class Policy:
     generation_config: Any  # its EOS ids end a response, as the policy's own do
     tokenizer: Any
     dtype: torch.dtype  # the policy's
+    source: str | None = None  # the checkpoint the policy was loaded from (a vLLM actor builds its engine from it)
 
 
 class GeneratorActor:
@@ -81,9 +99,13 @@ class GeneratorActor:
     keeps a restarted actor correct: Ray reruns the constructor of an actor that died (`max_restarts`) and retries
     the call (`max_task_retries`) on it, and the call brings the current weights along."""
 
-    def __init__(self, dtype: str, threads: int, batch_size: int, gpus: float = 0) -> None:
+    def __init__(
+        self, dtype: str, threads: int, batch_size: int, gpus: float = 0, backend: str = "hf",
+        engine_options: dict[str, Any] | None = None,
+    ) -> None:  # fmt: skip
         torch.set_num_threads(threads)
         self.dtype, self.threads, self.batch_size = dtype, threads, batch_size
+        self.kind, self.engine_options = backend, dict(engine_options or {})
         self.device = "cuda" if gpus and torch.cuda.is_available() else "cpu"  # Ray sets CUDA_VISIBLE_DEVICES
         self.backend: Any = None  # an HFBackend once the first call arrives
         self.version = -1
@@ -112,6 +134,10 @@ class GeneratorActor:
         if refs[1] is None:  # weight_sync: broadcast, and this actor missed a broadcast (it cannot: it is not restarted)
             raise RuntimeError(f"generation actor holds weights version {self.version}, the call needs {version}")
         state: dict[str, torch.Tensor] = ray.get(refs[1])
+        if self.kind == "vllm":  # vLLM maps the HF checkpoint's names onto its own (fused) parameters
+            self.backend.load_weights(state.items())
+            self.version = version
+            return
         params = dict(self.backend.model.named_parameters())
         if state.keys() != params.keys():
             missing, extra = sorted(params.keys() - state.keys()), sorted(state.keys() - params.keys())
@@ -124,6 +150,15 @@ class GeneratorActor:
     def _build(self, policy: Policy) -> Any:
         from posttrain.models.hf import HFBackend, resolve_dtype
 
+        if self.kind == "vllm":
+            from posttrain.models.vllm import VLLMBackend
+
+            if not policy.source:
+                raise InputError("generation.ray.backend=vllm builds its engines from a checkpoint: set model.name")
+            # The engine loads the checkpoint; the first call's weights then replace it. generation.dtype float32
+            # samples in the policy's dtype, bfloat16 in bf16, auto as vLLM's own "auto" (the checkpoint's dtype).
+            engine_dtype = str(policy.dtype).removeprefix("torch.") if self.dtype == "float32" else self.dtype
+            return VLLMBackend(policy.source, **{"dtype": engine_dtype, **self.engine_options})
         # As the in-process loop decides (`cgpo.bf16_sampler`): bf16 when generation.dtype resolves to it (for
         # `auto`, on this actor's own CPU), otherwise the policy's dtype.
         dtype = torch.bfloat16 if resolve_dtype(self.dtype) == torch.bfloat16 else policy.dtype
@@ -164,6 +199,8 @@ class GeneratorActor:
         self.version = version
 
     def checksum(self) -> str:
+        if self.kind == "vllm":
+            raise RuntimeError("a vLLM actor's weights live in its engine's workers: no checksum is read back")
         return weights_checksum(self.backend.model.named_parameters())
 
 
@@ -179,7 +216,11 @@ class RayGenerationBackend:
 
     name = "policy"
 
-    def __init__(self, model: Any, tokenizer: Any, section: RaySection, batch_size: int, dtype: str) -> None:
+    def __init__(
+        self, model: Any, tokenizer: Any, section: RaySection, batch_size: int, dtype: str,
+        engine_options: dict[str, Any] | None = None, source: str | None = None,
+    ) -> None:  # fmt: skip
+        """`engine_options` and `source` (the checkpoint the policy was loaded from): for `section.backend` vllm."""
         import ray
         import torch.distributed as dist
 
@@ -197,12 +238,13 @@ class RayGenerationBackend:
             max_task_retries=retries,
         )
         self.actors: list[Any] = [  # Ray actor handles
-            actor_class.remote(dtype, section.cpus_per_actor, batch_size, section.gpus_per_actor)
+            actor_class.remote(dtype, section.cpus_per_actor, batch_size, section.gpus_per_actor, section.backend,
+                               engine_options)  # fmt: skip
             for _ in range(actor_count(section))
         ]
         # In the object store once, however many actors read it; the driver's references keep these objects there
         # for as long as an actor may need them again (after a restart).
-        policy = Policy(type(model), model.config, model.generation_config, tokenizer, model.dtype)
+        policy = Policy(type(model), model.config, model.generation_config, tokenizer, model.dtype, source)
         self.refs: list[Any] = [ray.put(policy), None]  # ObjectRefs: the Policy, the current weights
         self.version = 0
         self.group: Any = None

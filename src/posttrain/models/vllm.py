@@ -76,6 +76,12 @@ def completion_logprobs(prompt_logprobs: list[Any], context_len: int, target: li
     return out
 
 
+def load_into_worker(worker: Any, named_tensors: list[tuple[str, Any]]) -> None:
+    """Runs inside a vLLM worker (`collective_rpc` passes the worker first): its model's `load_weights` maps the HF
+    names onto vLLM's fused parameters and copies each tensor to the worker's device."""
+    worker.model_runner.model.load_weights(named_tensors)
+
+
 def _import_vllm() -> Any:
     try:
         import vllm
@@ -119,12 +125,11 @@ class VLLMBackend:
 
     def load_weights(self, named_tensors: Any) -> None:
         """Replace the engine's weights with `(name, tensor)` pairs in the HF checkpoint's names (the online loop
-        calls this after every update, so the next rollout samples the current policy). In-process ("colocate")
-        engines only, through the model runner's `load_weights`, as TRL does; the prefix cache is dropped since its
-        entries were computed with the old weights. Untested here: it needs vLLM and a GPU."""
-        runner = self.llm.llm_engine.model_executor.driver_worker.model_runner
-        for name, tensor in named_tensors:
-            runner.model.load_weights([(name, tensor.detach())])
+        calls this after every update, so the next rollout samples the current policy). Through `collective_rpc`,
+        which runs `load_into_worker` in each of the engine's workers, in process or not (the tensors are then
+        pickled to them); the prefix cache is dropped since its entries were computed with the old weights. Untested
+        here: it needs vLLM and a GPU."""
+        self.llm.collective_rpc(load_into_worker, args=([(name, t.detach()) for name, t in named_tensors],))
         self.llm.reset_prefix_cache()
 
     def logprobs(self, prompt: Any, completion: str) -> list[float]:

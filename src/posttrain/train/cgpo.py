@@ -177,8 +177,9 @@ class GenerationConfig:
     dtype: Literal["float32", "bfloat16", "auto"] = "float32"
     # hf: the in-process transformers backend above. vllm: an in-process vLLM engine (GPU; `posttrain[vllm]`) that
     # gets the policy's weights after every update; `vllm` holds its engine arguments (e.g. gpu_memory_utilization).
-    # ray: a pool of Ray actors, each an HF backend of the policy (`posttrain[ray]`; distributed/generation.py),
-    # that get the weights after every update; `ray` holds the cluster settings (address, cpus_per_actor, ...).
+    # ray: a pool of Ray actors, each an HF backend of the policy (`posttrain[ray]`; distributed/generation.py) or
+    # with `ray.backend: vllm` a vLLM engine per GPU (built with `vllm`'s engine arguments), that get the weights
+    # after every update; `ray` holds the cluster settings (address, cpus_per_actor, gpus_per_actor, ...).
     engine: Literal["hf", "vllm", "ray"] = "hf"
     vllm: dict[str, Any] = field(default_factory=dict)
     ray: RaySection = field(default_factory=RaySection)
@@ -1113,7 +1114,7 @@ def train_cgpo(
         from posttrain.distributed.generation import RayGenerationBackend
 
         gen = cfg.generation
-        backend = RayGenerationBackend(model, tokenizer, gen.ray, gen.batch_size, gen.dtype)
+        backend = RayGenerationBackend(model, tokenizer, gen.ray, gen.batch_size, gen.dtype, gen.vllm, cfg.model.name)
     else:
         backend = HFBackend(
             cfg.model.name, loop.threads, cfg.generation.batch_size, model_and_tokenizer=(sampler or model, tokenizer)
