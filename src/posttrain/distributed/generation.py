@@ -6,6 +6,9 @@ the policy's weights after every update.
     rows = backend.generate(prompts, k, params)      # the in-process HFBackend's rows, in prompt order
     backend.load_weights(policy.named_parameters())  # after every update
 
+With several training processes (DDP), process 0 holds the pool and every process talks to it through
+`SharedPool(pool or None)`, whose `generate` is a collective call (see the class).
+
 Why the samples are the in-process backend's: each actor runs `HFBackend`, which seeds every (prompt, sample index)
 on its own (`sample_seed`), so a response depends neither on the batch it shares nor on the actor it runs on; the
 prompts go out in contiguous shares and come back in prompt order. So for seeded or greedy sampling the number of
@@ -47,6 +50,8 @@ from posttrain.distributed.sampling import release
 from posttrain.distributed.work import result_of
 from posttrain.errors import InputError
 from posttrain.models.backend import Completion, SamplingParams, as_messages
+
+Request = tuple[list[Any], int, SamplingParams]  # one generate call: prompts, samples per prompt, sampling
 
 
 def check_section(section: RaySection) -> None:
@@ -222,11 +227,7 @@ class RayGenerationBackend:
     ) -> None:  # fmt: skip
         """`engine_options` and `source` (the checkpoint the policy was loaded from): for `section.backend` vllm."""
         import ray
-        import torch.distributed as dist
 
-        if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
-            # Every process would start a pool of its own on the same cores or cluster.
-            raise InputError("generation.engine=ray drives the actors from one training process; launch one")
         check_section(section)
         self.owns_cluster = connect(section.address)
         # A broadcast group has a fixed membership: a restarted actor could not rejoin it (weight_sync.py).
@@ -301,15 +302,26 @@ class RayGenerationBackend:
             result_of(ref, f"broadcasting the policy's weights (version {self.version}) to generation actor {number}")
 
     def generate(self, prompts: list[Any], n: int, params: SamplingParams) -> list[list[Completion]]:
+        return self.generate_many([(prompts, n, params)])[0]
+
+    def generate_many(self, requests: list[Request]) -> list[list[list[Completion]]]:
+        """Several `generate` calls at once (one per training process under `SharedPool`): every share of every
+        request is sent before any result is awaited, so the actors work on all of them together."""
         running = [
-            (part, actor.generate.remote([prompts[i] for i in part], n, params, self.version, self.refs))
-            for actor, part in zip(self.actors, shares(len(prompts), len(self.actors)), strict=True)
-            if part
+            [
+                (part, actor.generate.remote([prompts[i] for i in part], n, params, self.version, self.refs))
+                for actor, part in zip(self.actors, shares(len(prompts), len(self.actors)), strict=True)
+                if part
+            ]
+            for prompts, n, params in requests
         ]
-        rows: list[list[Completion]] = []
-        for part, ref in running:  # in share order: the rows come back in prompt order
-            rows += result_of(ref, describe(prompts, part, n))
-        return rows
+        out = []
+        for (prompts, n, _), calls in zip(requests, running, strict=True):
+            rows: list[list[Completion]] = []
+            for part, ref in calls:  # in share order: the rows come back in prompt order
+                rows += result_of(ref, describe(prompts, part, n))
+            out.append(rows)
+        return out
 
     def logprobs(self, prompt: Any, completion: str) -> list[float]:
         ref = self.actors[0].logprobs.remote(prompt, completion, self.version, self.refs)
@@ -329,6 +341,56 @@ class RayGenerationBackend:
         self.actors, self.refs, self.group = [], [], None
         if self.owns_cluster:
             ray.shutdown()
+
+
+class SharedPool:
+    """One pool of generation actors for several training processes (`torchrun` / `accelerate launch` with
+    `generation.engine: ray`): process 0 drives the actors (`pool`, None elsewhere); the others never touch Ray.
+
+    `generate` is a collective call: every process makes it, in the same order (the online loop decides rollouts and
+    refills over all processes), and each gets the rows of its own request. The requests are gathered to process 0,
+    which runs them on the pool together (`generate_many`) and scatters the rows back; a failure there reaches every
+    process as a RuntimeError with process 0's message, so none waits forever. `load_weights` runs on process 0
+    alone: after a synchronized update every process holds the same weights, and the next `generate` waits for it.
+    Work that process 0 does alone (the held-out evaluation) calls `pool` directly."""
+
+    name = "policy"
+
+    def __init__(self, pool: RayGenerationBackend | None) -> None:
+        import torch.distributed as dist
+
+        self.rank, self.world = dist.get_rank(), dist.get_world_size()
+        if (pool is None) != (self.rank != 0):
+            raise ValueError("SharedPool: process 0, and only it, holds the pool")
+        self.pool = pool
+
+    def generate(self, prompts: list[Any], n: int, params: SamplingParams) -> list[list[Completion]]:
+        import torch.distributed as dist
+
+        requests: list[Any] = [None] * self.world
+        dist.all_gather_object(requests, (prompts, n, params))
+        answers: list[Any] | None = None
+        failure: Exception | None = None
+        if self.pool is not None:
+            try:
+                answers = self.pool.generate_many(requests)
+            except Exception as err:  # sent to the others as text, raised here as itself
+                failure, answers = err, [f"{type(err).__name__} in process 0: {err}"] * self.world
+        mine: list[Any] = [None]
+        dist.scatter_object_list(mine, answers, src=0)
+        if failure is not None:
+            raise failure
+        if isinstance(mine[0], str):
+            raise RuntimeError(f"generation on the shared Ray pool failed: {mine[0]}")
+        return list(mine[0])
+
+    def load_weights(self, named_parameters: Iterable[tuple[str, torch.Tensor]]) -> None:
+        if self.pool is not None:
+            self.pool.load_weights(named_parameters)
+
+    def close(self) -> None:
+        if self.pool is not None:
+            self.pool.close()
 
 
 def describe(prompts: list[Any], part: range, n: int) -> str:

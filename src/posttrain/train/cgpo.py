@@ -1111,10 +1111,13 @@ def train_cgpo(
 
         backend = VLLMBackend(cfg.model.name, **cfg.generation.vllm)
     elif cfg.generation.engine == "ray":
-        from posttrain.distributed.generation import RayGenerationBackend
+        from posttrain.distributed.generation import RayGenerationBackend, SharedPool
 
         gen = cfg.generation
-        backend = RayGenerationBackend(model, tokenizer, gen.ray, gen.batch_size, gen.dtype, gen.vllm, cfg.model.name)
+        pool = None
+        if main:  # several training processes share one pool, driven by process 0
+            pool = RayGenerationBackend(model, tokenizer, gen.ray, gen.batch_size, gen.dtype, gen.vllm, cfg.model.name)
+        backend = pool if accel.num_processes == 1 else SharedPool(pool)
     else:
         backend = HFBackend(
             cfg.model.name, loop.threads, cfg.generation.batch_size, model_and_tokenizer=(sampler or model, tokenizer)
@@ -1150,8 +1153,9 @@ def train_cgpo(
     if synced and step > 0:  # resumed: the engine still holds the starting weights
         backend.load_weights(model.named_parameters())
     sampled_eval = synthetic and cfg.evaluate and cfg.heldout_k > 0
+    own = getattr(backend, "pool", backend)  # process 0's own backend, for the work it does alone
     if main and sampled_eval and step == 0 and not (out / "heldout_sampled_before.json").exists():  # π_ref only
-        heldout_violation(backend, mixture, cfg, out, "before")
+        heldout_violation(own, mixture, cfg, out, "before")
     log = MetricsLog(out / "metrics.jsonl", step, enabled=main, report_to=loop.report_to, config=asdict(cfg))
     bar = Progress(
         total_steps, step, ["loss", "violation", "calibrated_reward", "kl", "response_length"],
@@ -1207,7 +1211,7 @@ def train_cgpo(
     train_seconds = time.perf_counter() - started
     model.eval()
     if main and sampled_eval:
-        heldout_violation(backend, mixture, cfg, out, "after")
+        heldout_violation(own, mixture, cfg, out, "after")
     if cfg.generation.engine == "ray":
         backend.close()  # the actors' memory and cores go back before the final save and evaluation
     result = TrainResult(
