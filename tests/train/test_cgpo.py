@@ -335,8 +335,8 @@ def test_train_logs_metrics_and_resumes_exactly(tiny_model_dir, tmp_path, monkey
     import posttrain.train.cgpo as cgpo
 
     calls = []
-    original = cgpo.task_step
-    monkeypatch.setattr(cgpo, "task_step", lambda *a, **k: calls.append(a[3]) or original(*a, **k))
+    original = cgpo.prepare_step  # the loop's per-task rollout (task_step wraps it for the unit tests)
+    monkeypatch.setattr(cgpo, "prepare_step", lambda *a, **k: calls.append(a[3]) or original(*a, **k))
     again = train_cgpo(run_config(tiny_model_dir, out, *overrides), IF_PROMPTS)
     assert calls == [2]  # only step 3 (index 2) ran again
     assert [m["step"] for m in again.metrics] == [1, 2, 3]
