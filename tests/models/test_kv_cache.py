@@ -28,19 +28,6 @@ def test_a_growing_layer_holds_what_concatenation_holds_through_growth_and_dropp
     assert ours.key_buffer is not None and ours.key_buffer.shape[-2] < 5 + 50  # grown by chunks, not room at once
 
 
-def test_a_prefix_repeated_out_to_the_rows_holds_what_concatenation_holds():
-    torch.manual_seed(0)
-    ours, theirs = GrowingLayer(room=4), DynamicLayer()
-    prefix, rest = torch.randn(1, 2, 3, 8), torch.randn(3, 2, 2, 8)
-    for layer in (ours, theirs):
-        layer.update(prefix, -prefix)
-        layer.batch_repeat_interleave(3)
-    k1, v1 = ours.update(rest, -rest)
-    k2, v2 = theirs.update(rest, -rest)
-    assert k1.shape == (3, 2, 5, 8) and torch.equal(k1, k2) and torch.equal(v1, v2)
-    assert torch.equal(k1[2, :, :3], prefix[0])
-
-
 def test_the_cache_builds_growing_layers():
     cache = growing_cache(room=7)
     cache.update(torch.zeros(1, 2, 3, 4), torch.zeros(1, 2, 3, 4), layer_idx=0)

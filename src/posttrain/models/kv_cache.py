@@ -7,8 +7,7 @@ the prompt), writes each step into the next slot and hands attention a view of t
 the same order, so the logits are bit-identical (tests/models/test_hf.py compares the decode loop with plain `generate`). The buffers
 grow by at most `CHUNK` tokens at a time, so a long `max_new_tokens` whose rows stop early does not reserve memory
 for all of it; each growth copies the cache once, where `cat` copies it every step. Dropping finished rows
-(`batch_select_indices`) and copying a shared prompt prefix out to the rows (`batch_repeat_interleave`) index the
-buffers, as `DynamicLayer` does its tensors.
+(`batch_select_indices`) indexes the buffers, as `DynamicLayer` indexes its tensors.
 """
 
 from __future__ import annotations
@@ -60,13 +59,6 @@ class GrowingLayer(DynamicLayer):
     def batch_select_indices(self, indices: torch.Tensor) -> None:
         if self.length and self.key_buffer is not None and self.value_buffer is not None:
             self.key_buffer, self.value_buffer = self.key_buffer[indices], self.value_buffer[indices]
-            self._expose()
-
-    def batch_repeat_interleave(self, repeats: int) -> None:
-        """Each row `repeats` times: a prefix computed once, handed to every row of the batch."""
-        if self.length and self.key_buffer is not None and self.value_buffer is not None:
-            self.key_buffer = self.key_buffer.repeat_interleave(repeats, dim=0)
-            self.value_buffer = self.value_buffer.repeat_interleave(repeats, dim=0)
             self._expose()
 
 
